@@ -1,0 +1,126 @@
+"""Configuration of the data pipeline: where images are, how they are split and decoded."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pneumo_core.configuration import require
+
+__all__ = ["DEFAULT_PATIENT_REGEX", "AugmentConfig", "DataConfig"]
+
+#: Patient ids in Kermany file names: ``person12_bacteria_45`` -> ``person12``,
+#: ``IM-0117-0001`` -> ``IM-0117``, ``NORMAL2-IM-0123-0001`` -> ``NORMAL2-IM-0123``.
+DEFAULT_PATIENT_REGEX = r"^(?P<patient>person\d+|NORMAL2-IM-\d+|IM-\d+)(?=[_-])"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images are and how they become arrays.
+
+    Attributes:
+        root: Dataset folder: ``ROOT/{train,val,test}/CLASS/*`` or ``ROOT/CLASS/*``.
+        image_size: Side of the square images fed to the model, in pixels.
+        color_mode: ``grayscale`` (one channel; repeated to three inside models whose
+            backbone needs RGB) or ``rgb``.
+        aspect: ``squash`` resizes to a square; ``pad`` keeps the aspect ratio and pads
+            with black.
+        classes: Class folder names in label order; default: the folder names sorted.
+            With two classes the second is the positive one (``PNEUMONIA``).
+        given_val: What to do with a ``val`` folder: ``keep`` uses it, ``merge`` moves it
+            into train and carves validation from the merged set, ``auto`` keeps it only
+            when it holds at least ``min_given_val`` images (the public split has 16).
+        min_given_val: Size under which ``auto`` merges a given val split.
+        val_fraction: Share of train images carved out for validation (by patient).
+        test_fraction: Share carved out for test when the data has no ``test`` folder.
+        split_seed: Seed of the patient shuffle that carves splits.
+        patient_regex: Regex with a ``patient`` group (or the whole match) giving the patient
+            id from a file name's stem; a file with no match is its own patient.
+        patient_overlap: ``error`` (default) when a patient is in two given splits, or
+            ``drop`` to remove that patient's images from train (and val) instead.
+        max_bad_fraction: Share of unreadable or corrupt files above which loading fails
+            (below it they are skipped and listed in the summary).
+        cache_dir: Folder of the decoded-image cache; default ``$PNEUMO_CACHE_DIR`` or
+            ``~/.cache/pneumo-search``.
+        decode_workers: Processes that decode images when the cache is built; 0 = one per
+            CPU.
+    """
+
+    root: str = ""
+    image_size: int = 128
+    color_mode: Literal["grayscale", "rgb"] = "grayscale"
+    aspect: Literal["squash", "pad"] = "squash"
+    classes: tuple[str, ...] | None = None
+    given_val: Literal["auto", "keep", "merge"] = "auto"
+    min_given_val: int = 100
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    split_seed: int = 0
+    patient_regex: str = DEFAULT_PATIENT_REGEX
+    patient_overlap: Literal["error", "drop"] = "error"
+    max_bad_fraction: float = 0.01
+    cache_dir: str | None = None
+    decode_workers: int = 0
+
+    def __post_init__(self) -> None:
+        require(16 <= self.image_size <= 1024, "image_size", "must be between 16 and 1024")
+        require(0.0 < self.val_fraction < 0.9, "val_fraction", "must be in (0, 0.9)")
+        require(0.0 < self.test_fraction < 0.9, "test_fraction", "must be in (0, 0.9)")
+        require(
+            self.val_fraction + self.test_fraction < 0.9,
+            "val_fraction",
+            "val_fraction + test_fraction must stay under 0.9",
+        )
+        require(0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction", "must be in [0, 1]")
+        require(self.min_given_val >= 0, "min_given_val", "must be >= 0")
+        require(self.decode_workers >= 0, "decode_workers", "must be >= 0 (0 = one per CPU)")
+        if self.classes is not None:
+            require(len(self.classes) >= 2, "classes", "needs at least two class names")
+            require(len(set(self.classes)) == len(self.classes), "classes", "names repeat")
+        try:
+            re.compile(self.patient_regex)
+        except re.error as exc:
+            require(False, "patient_regex", f"not a valid regular expression: {exc}")
+
+    @property
+    def channels(self) -> int:
+        """Channels of the decoded images (1 for grayscale, 3 for RGB)."""
+        return 1 if self.color_mode == "grayscale" else 3
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random training-time augmentation; every field can be searched.
+
+    Attributes:
+        zoom: Maximum zoom in or out, as a fraction (0.1 = up to 10%).
+        rotation_deg: Maximum rotation either way, in degrees.
+        translation: Maximum shift, as a fraction of the image side.
+        contrast: Maximum contrast change factor.
+        brightness: Maximum brightness change, as a fraction of the value range.
+        horizontal_flip: Mirror images left-right. Off by default: it moves the heart to
+            the wrong side, which real chest X-rays never show.
+    """
+
+    zoom: float = 0.0
+    rotation_deg: float = 0.0
+    translation: float = 0.0
+    contrast: float = 0.0
+    brightness: float = 0.0
+    horizontal_flip: bool = False
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.zoom < 1.0, "zoom", "must be in [0, 1)")
+        require(0.0 <= self.rotation_deg <= 180.0, "rotation_deg", "must be in [0, 180]")
+        require(0.0 <= self.translation < 1.0, "translation", "must be in [0, 1)")
+        require(0.0 <= self.contrast < 1.0, "contrast", "must be in [0, 1)")
+        require(0.0 <= self.brightness < 1.0, "brightness", "must be in [0, 1)")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any augmentation is switched on."""
+        return (
+            any((self.zoom, self.rotation_deg, self.translation, self.contrast, self.brightness))
+            or self.horizontal_flip
+        )

@@ -1,0 +1,53 @@
+"""Custom Keras layers used inside models, registered so safe-mode loading finds them.
+
+No ``Lambda`` layer is used anywhere: a saved model must load with ``safe_mode=True``.
+"""
+
+from __future__ import annotations
+
+import keras
+
+__all__ = ["ReverseChannels", "input_normalization"]
+
+_IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+_IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+@keras.saving.register_keras_serializable(package="pneumo_core")
+class ReverseChannels(keras.layers.Layer):
+    """RGB to BGR (for backbones trained with Caffe-style preprocessing)."""
+
+    def call(self, inputs):
+        return keras.ops.flip(inputs, axis=-1)
+
+
+def input_normalization(x, mode: str):
+    """Applies a backbone's input normalization to images with values in [0, 255].
+
+    Args:
+        x: A Keras tensor.
+        mode: ``unit`` ([0, 1]), ``tf`` ([-1, 1]), ``torch`` (ImageNet mean/std),
+            ``caffe`` (BGR, ImageNet mean subtracted) or ``none``.
+
+    Returns:
+        The normalized tensor.
+    """
+    if mode == "unit":
+        return keras.layers.Rescaling(1.0 / 255.0, name="normalize")(x)
+    if mode == "tf":
+        return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(x)
+    if mode == "torch":
+        x = keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(x)
+        variance = [s * s for s in _IMAGENET_STD_RGB]
+        return keras.layers.Normalization(
+            mean=list(_IMAGENET_MEAN_RGB), variance=variance, name="normalize"
+        )(x)
+    if mode == "caffe":
+        x = ReverseChannels(name="rgb_to_bgr")(x)
+        return keras.layers.Normalization(
+            mean=list(_CAFFE_MEAN_BGR), variance=[1.0, 1.0, 1.0], name="normalize"
+        )(x)
+    if mode == "none":
+        return x
+    raise ValueError(f"unknown normalization {mode!r}")

@@ -1,0 +1,107 @@
+"""Keras callbacks of a training run: validation metrics, best weights, NaN guard."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+
+from pneumo_core.data.pipeline import predict_batches
+from pneumo_core.errors import MetricError
+from pneumo_core.metrics import compute_metrics
+
+__all__ = ["ValidationMetrics"]
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """Scores the validation split after each epoch and keeps the best weights.
+
+    Adds ``val_<metric>`` for every metric of :mod:`pneumo_core.metrics` to the epoch's
+    logs (callbacks after this one, such as EarlyStopping and the Ray Tune reporter, see
+    them), records one history row per epoch, and remembers the weights of the best
+    epoch by the objective, which :meth:`restore_best` puts back.
+
+    Args:
+        images: Validation images, uint8.
+        labels: Validation labels.
+        objective: Metric name followed.
+        higher_is_better: Direction of the objective.
+        tau: Partial-AUC sensitivity floor.
+        w: Partial-AUC weight in ``rw_auc``.
+        batch_size: Prediction batch size.
+    """
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        objective: str,
+        higher_is_better: bool,
+        tau: float,
+        w: float,
+        batch_size: int,
+    ) -> None:
+        super().__init__()
+        self.images = images
+        self.labels = labels
+        self.objective = objective
+        self.higher_is_better = higher_is_better
+        self.tau = tau
+        self.w = w
+        self.batch_size = batch_size
+        self.history: list[dict[str, float]] = []
+        self.best_value: float | None = None
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] | None = None
+        self.diverged = ""
+        self._epoch_start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = f"loss became {float(loss)} in batch {batch + 1}"
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        logs = logs if logs is not None else {}
+        if self.diverged:
+            return
+        probs = predict_batches(self.model, self.images, self.batch_size)
+        try:
+            scores = compute_metrics(self.labels, probs, tau=self.tau, w=self.w)
+        except MetricError as exc:
+            self.diverged = f"validation scores unusable after epoch {epoch + 1}: {exc}"
+            self.model.stop_training = True
+            return
+        row: dict[str, float] = {"epoch": epoch + 1}
+        if "loss" in logs:
+            row["loss"] = float(logs["loss"])
+        row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        for name, value in scores.items():
+            logs[f"val_{name}"] = value
+            row[f"val_{name}"] = value
+        row["epoch_seconds"] = time.perf_counter() - self._epoch_start
+        self.history.append(row)
+        value = scores[self.objective]
+        if self._improves(value):
+            self.best_value = value
+            self.best_epoch = epoch + 1
+            self.best_weights = self.model.get_weights()
+
+    def restore_best(self) -> None:
+        """Puts the best epoch's weights back into the model (if any epoch was scored)."""
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+    def _improves(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.best_value is None:
+            return True
+        return value > self.best_value if self.higher_is_better else value < self.best_value

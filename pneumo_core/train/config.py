@@ -1,0 +1,164 @@
+"""The configuration of one training run (``pneumo-search train CONFIG.yaml``).
+
+A search trial builds the same :class:`TrainConfig`, with sampled values in place of the
+defaults, so a trial and a plain training run take one code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pneumo_core.configuration import from_dict, load_yaml, require
+from pneumo_core.data.config import AugmentConfig, DataConfig
+from pneumo_core.errors import ConfigError
+from pneumo_core.metrics import METRICS
+from pneumo_core.models.registry import get_model_spec
+from pneumo_core.models.weights import WeightsConfig
+
+__all__ = [
+    "ModelConfig",
+    "ObjectiveConfig",
+    "TrainConfig",
+    "TrainingConfig",
+    "load_train_config",
+]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which registered model to build, and its hyperparameters.
+
+    Attributes:
+        name: A registry name (``pneumo-search models`` lists them).
+        params: That model's hyperparameters; checked against its params dataclass.
+    """
+
+    name: str = "cnn"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            spec = get_model_spec(self.name)
+        except ConfigError as exc:
+            raise ConfigError("name", exc.message) from None
+        from_dict(spec.params_class, self.params, prefix="params")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How to fit a model.
+
+    Attributes:
+        epochs: Maximum epochs.
+        batch_size: Images per batch.
+        optimizer: ``adam``, ``adamw`` or ``sgd`` (with Nesterov momentum).
+        learning_rate: Initial learning rate.
+        lr_schedule: ``constant``, ``cosine`` (decay to 1% over the run) or ``exponential``
+            (x0.5 every 5 epochs).
+        weight_decay: Decoupled weight decay (``adamw``, ``sgd``).
+        momentum: Momentum for ``sgd``.
+        imbalance: ``none``, ``class_weight`` (balanced loss weights) or ``oversample``
+            (repeat smaller classes each epoch).
+        early_stopping_patience: Epochs without improvement of the objective on validation
+            before stopping; 0 turns early stopping off. Best weights are restored anyway.
+        threads: TensorFlow intra-op threads; 0 leaves TensorFlow's default.
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    learning_rate: float = 1e-3
+    lr_schedule: Literal["constant", "cosine", "exponential"] = "constant"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    imbalance: Literal["none", "class_weight", "oversample"] = "class_weight"
+    early_stopping_patience: int = 3
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        require(1 <= self.epochs <= 1000, "epochs", "must be between 1 and 1000")
+        require(1 <= self.batch_size <= 4096, "batch_size", "must be between 1 and 4096")
+        require(0 < self.learning_rate <= 10, "learning_rate", "must be in (0, 10]")
+        require(0 <= self.weight_decay < 1, "weight_decay", "must be in [0, 1)")
+        require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
+        require(self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
+        require(self.threads >= 0, "threads", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    """The validation metric that early stopping and model selection follow.
+
+    Attributes:
+        metric: A metric name from :data:`pneumo_core.metrics.METRICS`.
+        tau: Sensitivity floor of the partial AUC in ``rw_auc``.
+        w: Weight of the partial AUC in ``rw_auc``.
+    """
+
+    metric: str = "rw_auc"
+    tau: float = 0.9
+    w: float = 0.5
+
+    def __post_init__(self) -> None:
+        require(
+            self.metric in METRICS,
+            "metric",
+            f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}",
+        )
+        require(0.0 <= self.tau < 1.0, "tau", "must be in [0, 1)")
+        require(0.0 <= self.w <= 1.0, "w", "must be in [0, 1]")
+
+    @property
+    def mode(self) -> str:
+        """``max`` or ``min``, from the metric's direction."""
+        return "max" if METRICS[self.metric].higher_is_better else "min"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs.
+
+    Attributes:
+        data: Dataset location, splits and decoding.
+        model: Registered model and its hyperparameters.
+        augment: Training-time augmentation.
+        training: Optimizer, schedule, epochs, imbalance handling.
+        objective: Metric followed on validation.
+        weights: Where pretrained weights are found.
+        seed: Seed for weight initialization, shuffling and augmentation.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    seed: int = 0
+
+
+def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Reads a training configuration file.
+
+    Args:
+        path: YAML file.
+        overrides: Values that replace the file's, by section, e.g.
+            ``{"data": {"root": "..."}}``.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: Naming the file and the key at fault.
+    """
+    raw = load_yaml(path)
+    for section, values in (overrides or {}).items():
+        merged = dict(raw.get(section) or {})
+        merged.update(values)
+        raw[section] = merged
+    try:
+        return from_dict(TrainConfig, raw)
+    except ConfigError as exc:
+        raise ConfigError("", f"{path}: {exc}") from None

@@ -113,7 +113,9 @@ def training_dataset(
         dataset = dataset.map(
             lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
         )
-    return dataset.prefetch(2), steps
+    # repeat(): Keras keeps one iterator across epochs when steps_per_epoch is given;
+    # each pass of the generator is exactly one epoch of `steps` batches.
+    return dataset.repeat().prefetch(2), steps
 
 
 def predict_batches(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:

@@ -12,7 +12,7 @@ from pneumo_core.data.pipeline import predict_batches
 from pneumo_core.errors import MetricError
 from pneumo_core.metrics import compute_metrics
 
-__all__ = ["ValidationMetrics"]
+__all__ = ["EpochPrinter", "ValidationMetrics"]
 
 
 class ValidationMetrics(keras.callbacks.Callback):
@@ -105,3 +105,27 @@ class ValidationMetrics(keras.callbacks.Callback):
         if self.best_value is None:
             return True
         return value > self.best_value if self.higher_is_better else value < self.best_value
+
+
+class EpochPrinter(keras.callbacks.Callback):
+    """Prints one line per epoch: loss and the main validation metrics.
+
+    Args:
+        write: Where lines go (``print`` by default).
+        total_epochs: Shown as ``epoch 3/10``.
+    """
+
+    KEYS = ("rw_auc", "auc", "sensitivity", "specificity")
+
+    def __init__(self, total_epochs: int, write=print) -> None:
+        super().__init__()
+        self.total_epochs = total_epochs
+        self.write = write
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        logs = logs or {}
+        parts = [f"epoch {epoch + 1}/{self.total_epochs}"]
+        if "loss" in logs:
+            parts.append(f"loss {float(logs['loss']):.4f}")
+        parts += [f"val_{k} {logs[f'val_{k}']:.4f}" for k in self.KEYS if f"val_{k}" in logs]
+        self.write("  ".join(parts))

@@ -144,7 +144,7 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
 
     Args:
         path: YAML file.
-        overrides: Values that replace the file's, by section, e.g.
+        overrides: Nested values that replace the file's, e.g.
             ``{"data": {"root": "..."}}``.
 
     Returns:
@@ -153,12 +153,18 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     Raises:
         ConfigError: Naming the file and the key at fault.
     """
-    raw = load_yaml(path)
-    for section, values in (overrides or {}).items():
-        merged = dict(raw.get(section) or {})
-        merged.update(values)
-        raw[section] = merged
+    raw = _merge(load_yaml(path), overrides or {})
     try:
         return from_dict(TrainConfig, raw)
     except ConfigError as exc:
         raise ConfigError("", f"{path}: {exc}") from None
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

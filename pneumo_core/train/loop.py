@@ -202,6 +202,7 @@ def train_model(
                 initial_epoch=first,
                 steps_per_epoch=steps,
                 class_weight=class_weight,
+                shuffle=False,  # the generator shuffles, seeded
                 callbacks=[scorer, *early, *callbacks],
                 verbose=verbose,
             )

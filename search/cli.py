@@ -1,0 +1,164 @@
+"""The ``pneumo-search`` command line: parse, dispatch, return an exit code.
+
+Errors meant for users (:class:`~pneumo_core.errors.PneumoError`) print as one line on
+stderr with exit code 2; Ctrl-C exits with 130. Logic lives in importable functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pneumo_core.errors import PneumoError
+
+__all__ = ["main"]
+
+
+def _quiet_tensorflow() -> None:
+    from pneumo_core.runtime import import_tensorflow
+
+    import_tensorflow()
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """Turns ``["data.image_size=64", "seed=3"]`` into a nested mapping.
+
+    Values are read as YAML scalars (``64`` is an int, ``true`` a bool, ``[1, 2]`` a list).
+
+    Raises:
+        ConfigError: An item has no ``=`` or no key.
+    """
+    import yaml
+
+    from pneumo_core.errors import ConfigError
+
+    nested: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError("--set", f"expected KEY=VALUE, got {item!r}")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        parts = key.strip().split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(key, "sets a value inside a non-mapping key")
+        node[parts[-1]] = value
+    return nested
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pneumo_core.train.config import load_train_config
+
+    overrides = parse_overrides(args.set or [])
+    if args.data:
+        overrides.setdefault("data", {})["root"] = args.data
+    if args.epochs:
+        overrides.setdefault("training", {})["epochs"] = args.epochs
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    config = load_train_config(args.config, overrides)
+    _quiet_tensorflow()
+    from pneumo_core.data import prepare_data
+    from pneumo_core.train.callbacks import EpochPrinter
+    from pneumo_core.train.loop import train_model
+
+    data = prepare_data(config.data)
+    splits = data.summary["splits"]
+    counts = ", ".join(f"{name} {info['images']}" for name, info in splits.items())
+    cache = "reused" if data.summary["cache"]["hit"] else "built"
+    print(f"data: {data.summary['root']} ({counts} images; cache {cache})")
+    print(f"model: {config.model.name} {config.model.params or ''}".rstrip())
+    result = train_model(config, data, callbacks=[EpochPrinter(config.training.epochs)])
+    print(
+        f"{result.status}: {result.message} "
+        f"({result.seconds:.1f} s, {result.param_count:,} parameters)"
+    )
+    if result.best_metrics:
+        print(f"validation metrics at best epoch {result.best_epoch}:")
+        for name in ("rw_auc", "auc", "sensitivity", "specificity", "precision", "f1", "accuracy"):
+            print(f"  {name:<12} {result.best_metrics[name]:.4f}")
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {
+            "status": result.status,
+            "message": result.message,
+            "best_epoch": result.best_epoch,
+            "validation": result.best_metrics,
+            "history": result.history,
+            "param_count": result.param_count,
+            "seconds": result.seconds,
+            "data": data.summary,
+        }
+        (out / "train_result.json").write_text(json.dumps(summary, indent=2, default=str))
+        result.model.save(out / "model.keras")
+        print(f"wrote {out / 'train_result.json'} and {out / 'model.keras'}")
+    return 0 if result.status != "nan_loss" else 1
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from pneumo_core.models import get_model_spec, list_models
+
+    for name in list_models():
+        print(f"{name:<16} {get_model_spec(name).family}")
+    return 0
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from pneumo_core.metrics import METRICS
+
+    for spec in METRICS.values():
+        direction = "max" if spec.higher_is_better else "min"
+        print(f"{spec.name:<12} {direction}  {spec.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the argument parser of ``pneumo-search``."""
+    parser = argparse.ArgumentParser(
+        prog="pneumo-search",
+        description="Hyperparameter search for pneumonia detection on chest X-rays.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train one configuration and print its validation metrics")
+    train.add_argument("config", help="training configuration (YAML)")
+    train.add_argument("--data", help="dataset folder (overrides data.root)")
+    train.add_argument("--epochs", type=int, help="overrides training.epochs")
+    train.add_argument("--seed", type=int, help="overrides seed")
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override any key, e.g. --set data.image_size=64 (repeatable)",
+    )
+    train.add_argument("--out", help="folder to write train_result.json and model.keras into")
+    train.set_defaults(func=_cmd_train)
+    sub.add_parser("models", help="list registered models").set_defaults(func=_cmd_models)
+    sub.add_parser("metrics", help="list metrics").set_defaults(func=_cmd_metrics)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI and returns its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PneumoError as exc:
+        print(f"pneumo-search: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pneumo-search: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Shared fixtures: tiny generated image folders, the real chest_xray_mini, a cache dir."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MINI = SHARED / "data" / "chest_xray_mini"
+WEIGHTS = SHARED / "weights"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test session uses its own decoded-image cache, never ~/.cache."""
+    cache = tmp_path_factory.getbasetemp() / "image-cache"
+    monkeypatch.setenv("PNEUMO_CACHE_DIR", str(cache))
+
+
+@pytest.fixture(scope="session")
+def mini_root() -> Path:
+    """The real chest_xray_mini folder (../shared/data/chest_xray_mini)."""
+    if not (MINI / "train").is_dir():
+        pytest.fail(f"real test data missing: {MINI} (clone with shared/ beside the repo)")
+    return MINI
+
+
+def write_image(path: Path, label: int, seed: int, *, size=(40, 32), mode="L", fmt=None) -> Path:
+    """Writes a small synthetic X-ray-like image whose brightness pattern depends on label."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 90, size=(size[1], size[0])).astype(np.uint8)
+    if label == 1:
+        base[size[1] // 4 : 3 * size[1] // 4, size[0] // 4 : 3 * size[0] // 4] += 120
+    elif label == 2:
+        base[:, : size[0] // 3] += 150
+    image = Image.fromarray(base, mode="L")
+    if mode != "L":
+        image = image.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format=fmt or ("PNG" if path.suffix == ".png" else "JPEG"))
+    return path
+
+
+def make_dataset(
+    root: Path,
+    *,
+    layout: str = "splits",
+    classes: tuple[str, ...] = ("NORMAL", "PNEUMONIA"),
+    patients_per_class: int = 12,
+    images_per_patient: int = 2,
+    splits: tuple[str, ...] = ("train", "val", "test"),
+) -> Path:
+    """Builds a tiny image-folder dataset with Kermany-style file names.
+
+    Patients are numbered per class and split (so no patient is in two splits); each
+    has ``images_per_patient`` images.
+    """
+    counter = 0
+    for s_index, split in enumerate(splits if layout == "splits" else (None,)):
+        for label, name in enumerate(classes):
+            folder = root / split / name if split else root / name
+            for p in range(patients_per_class):
+                patient = 1000 * (s_index + 1) + 100 * label + p
+                for k in range(images_per_patient):
+                    counter += 1
+                    if label == 0:
+                        file = folder / f"IM-{patient:04d}-{k + 1:04d}.jpeg"
+                    else:
+                        file = folder / f"person{patient}_bacteria_{counter}.jpeg"
+                    write_image(file, label, seed=counter)
+    return root
+
+
+@pytest.fixture
+def tiny_splits(tmp_path) -> Path:
+    """A tiny ``ROOT/{train,val,test}/{NORMAL,PNEUMONIA}`` dataset."""
+    return make_dataset(tmp_path / "data")

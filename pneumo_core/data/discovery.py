@@ -12,6 +12,7 @@ not opened here: decoding decides which ones are usable.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,27 +129,32 @@ def list_images(
     records: list[ImageRecord] = []
     for split, class_name in sources:
         folder = root / split / class_name if split else root / class_name
-        files = sorted(
-            p
-            for p in folder.rglob("*")
-            if (p.is_file() or p.is_symlink()) and not _hidden_path(p, folder)
-        )
+        prefix = f"{split}/{class_name}" if split else class_name
+        files = _walk_files(str(folder), prefix)
         if not files:
             raise DataError(f"{folder}: class folder has no files")
         label = names.index(class_name)
-        for path in files:
-            rel = path.relative_to(root).as_posix()
-            records.append(ImageRecord(path, rel, label, split, patient_id(path.name, pattern)))
+        for full, rel, name in files:
+            records.append(ImageRecord(Path(full), rel, label, split, patient_id(name, pattern)))
     records.sort(key=lambda r: r.relpath)
     return Listing(root, layout, tuple(names), tuple(records), tuple(sorted(ignored)))
 
 
+def _walk_files(folder: str, prefix: str) -> list[tuple[str, str, str]]:
+    """Returns ``(path, relpath, name)`` of every non-hidden file (or link) under ``folder``."""
+    found = []
+    for current, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not _hidden(d)]
+        rel_dir = os.path.relpath(current, folder)
+        base = prefix if rel_dir == "." else f"{prefix}/{rel_dir.replace(os.sep, '/')}"
+        for name in files:
+            if not _hidden(name):
+                found.append((os.path.join(current, name), f"{base}/{name}", name))
+    return found
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".") or name.startswith("__")
-
-
-def _hidden_path(path: Path, base: Path) -> bool:
-    return any(_hidden(part) for part in path.relative_to(base).parts)
 
 
 def _class_dirs(folder: Path) -> list[str]:

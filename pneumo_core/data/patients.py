@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import PurePath
 
 __all__ = ["patient_id"]
 
@@ -29,7 +28,8 @@ def patient_id(filename: str, pattern: re.Pattern[str]) -> str:
         >>> patient_id("NORMAL2-IM-0123-0001.jpeg", p)
         'NORMAL2-IM-0123'
     """
-    stem = PurePath(filename).stem
+    name = filename.rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
     match = pattern.search(stem)
     if match is None:
         return stem

@@ -142,7 +142,9 @@ def test_identical_images_across_splits_are_reported(tiny_splits):
     shutil.copy(src, tiny_splits / "train" / "NORMAL" / "IM-9999-0001.jpeg")
     data = prepare_data(cfg(tiny_splits, given_val="keep"))
     groups = data.summary["leakage"]["identical_images_across_splits"]
-    assert groups == [sorted([f"test:test/NORMAL/{src.name}", "train:train/NORMAL/IM-9999-0001.jpeg"])]
+    assert groups == [
+        sorted([f"test:test/NORMAL/{src.name}", "train:train/NORMAL/IM-9999-0001.jpeg"])
+    ]
 
 
 def test_real_mini_dataset_is_split_by_patient_without_leakage(mini_root):

@@ -76,7 +76,9 @@ def test_seed_5conv_preset_and_explicit_override():
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert [c.filters for c in convs] == [32, 64, 64, 128, 256]
     assert [d.units for d in dense] == [128, 64, 1]
-    assert {layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)} == {0.3}
+    assert {layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)} == {
+        0.3
+    }
 
 
 def test_too_small_input_is_a_config_error():

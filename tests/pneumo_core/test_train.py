@@ -1,0 +1,131 @@
+"""One short real training run on real chest X-rays, and its guarantees."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from pneumo_core.data import DataConfig, prepare_data
+from pneumo_core.data.pipeline import predict_batches
+from pneumo_core.metrics import compute_metrics
+from pneumo_core.models import WeightsConfig
+from pneumo_core.train.config import ModelConfig, TrainConfig, TrainingConfig
+from pneumo_core.train.loop import train_model
+from tests.conftest import REPO, WEIGHTS
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def mini64(mini_root, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache64")
+    return prepare_data(DataConfig(root=str(mini_root), image_size=64, cache_dir=str(cache)))
+
+
+def small_cnn(**training) -> TrainConfig:
+    training.setdefault("epochs", 2)
+    return TrainConfig(
+        model=ModelConfig("cnn", {"num_blocks": 3, "filters": 8, "dense_units": [16]}),
+        training=TrainingConfig(batch_size=32, **training),
+        seed=1,
+    )
+
+
+def test_short_real_training_run_learns_and_restores_best(mini64):
+    config = small_cnn(epochs=3, early_stopping_patience=0)
+    result = train_model(config, mini64)
+    assert result.status == "completed" and result.epochs_run == 3
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    for row in result.history:
+        assert 0.0 <= row["val_rw_auc"] <= 1.0 and np.isfinite(row["loss"])
+    best = max(result.history, key=lambda r: r["val_rw_auc"])
+    assert result.best_epoch == best["epoch"]
+    assert result.best_metrics["rw_auc"] == best["val_rw_auc"]
+    assert result.best_metrics["auc"] > 0.75  # a real signal on real X-rays, not chance
+    # The returned model carries the best epoch's weights: rescoring it gives the same.
+    x, y = mini64.arrays("val")
+    rescored = compute_metrics(y, predict_batches(result.model, x))
+    assert rescored["rw_auc"] == pytest.approx(result.best_metrics["rw_auc"], abs=1e-6)
+
+
+def test_nan_loss_stops_with_a_clear_status(mini64):
+    class Poison(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2:
+                self.model.set_weights([w * np.nan for w in self.model.get_weights()])
+
+    result = train_model(small_cnn(epochs=3), mini64, callbacks=[Poison()])
+    assert result.status == "nan_loss"
+    assert "loss became nan" in result.message
+    assert result.epochs_run == 0 and result.best_metrics == {}
+
+
+@pytest.mark.parametrize("imbalance", ["oversample", "none"])
+def test_imbalance_options_train(mini64, imbalance):
+    result = train_model(small_cnn(epochs=1, imbalance=imbalance), mini64)
+    assert result.epochs_run == 1 and result.status == "completed"
+
+
+def test_transfer_learning_with_fine_tuning(mini_root, tmp_path):
+    data = prepare_data(
+        DataConfig(root=str(mini_root), image_size=64, cache_dir=str(tmp_path / "c"))
+    )
+    config = TrainConfig(
+        model=ModelConfig("mobilenet", {"alpha": 0.25, "fine_tune_layers": 10, "warmup_epochs": 1}),
+        training=TrainingConfig(epochs=2, batch_size=32, early_stopping_patience=0),
+        weights=WeightsConfig(dirs=(str(WEIGHTS),)),
+        seed=0,
+    )
+    result = train_model(config, data)
+    assert result.epochs_run == 2
+    backbone = result.model.get_layer("backbone")
+    assert backbone.trainable
+    trainable = [layer.name for layer in backbone.layers if layer.trainable_weights]
+    assert 0 < len(trainable) <= 10
+    assert result.history[1]["lr"] == pytest.approx(1e-4)  # lr x0.1 once fine-tuning starts
+
+
+def test_cli_train_seed_preset_on_real_data(mini_root, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "search.cli", "train", str(REPO / "configs" / "seed_3conv.yaml"),
+            "--data", str(mini_root), "--epochs", "1", "--set", "data.image_size=64",
+            "--set", f"data.cache_dir={tmp_path / 'cache'}", "--out", str(out),
+        ],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for name in ("rw_auc", "auc", "sensitivity", "specificity"):
+        assert f"  {name}" in proc.stdout
+    assert (out / "train_result.json").is_file() and (out / "model.keras").is_file()
+    assert "oneDNN" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training:\n  epochz: 3\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "search.cli", "train", str(bad), "--data", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"pneumo-search: error: {bad}: training.epochz: unknown key; valid keys here: "
+        "batch_size, early_stopping_patience, epochs, imbalance, learning_rate, lr_schedule, "
+        "momentum, optimizer, threads, weight_decay"
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "search.cli", "train", str(REPO / "configs" / "seed_3conv.yaml"),
+         "--data", str(tmp_path / "missing")],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == f"pneumo-search: error: data folder not found: {tmp_path / 'missing'}"
+    )

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pneumo_core.data import DataConfig, decode_image, prepare_data  # noqa: E402
-from pneumo_core.data.discovery import list_images  # noqa: E402
+from pneumo_core.data import DataConfig, decode_image, prepare_data
+from pneumo_core.data.discovery import list_images
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -22,7 +22,7 @@ from pneumo_core.errors import ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["from_dict", "load_yaml", "require", "to_dict"]
+__all__ = ["from_dict", "load_yaml", "merge_dicts", "require", "to_dict"]
 
 
 def require(condition: bool, key: str, message: str) -> None:
@@ -123,6 +123,17 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, (tuple, list)):
         return [to_dict(v) for v in obj]
     return obj
+
+
+def merge_dicts(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Returns ``base`` with ``overrides`` merged in, recursively for nested mappings."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_dicts(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _join(prefix: str, name: str) -> str:

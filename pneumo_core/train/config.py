@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pneumo_core.configuration import from_dict, load_yaml, require
+from pneumo_core.configuration import from_dict, load_yaml, merge_dicts, require
 from pneumo_core.data.config import AugmentConfig, DataConfig
 from pneumo_core.errors import ConfigError
 from pneumo_core.metrics import METRICS
@@ -153,18 +153,9 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     Raises:
         ConfigError: Naming the file and the key at fault.
     """
-    raw = _merge(load_yaml(path), overrides or {})
+    raw = merge_dicts(load_yaml(path), overrides or {})
     try:
         return from_dict(TrainConfig, raw)
     except ConfigError as exc:
         raise ConfigError("", f"{path}: {exc}") from None
 
-
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -1,0 +1,212 @@
+"""The experiment configuration (``pneumo-search run EXPERIMENT.yaml``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pneumo_core.configuration import from_dict, load_yaml, merge_dicts, require, to_dict
+from pneumo_core.data.config import AugmentConfig, DataConfig
+from pneumo_core.errors import ConfigError
+from pneumo_core.models.weights import WeightsConfig
+from pneumo_core.train.config import ModelConfig, ObjectiveConfig, TrainConfig, TrainingConfig
+
+__all__ = [
+    "ExperimentConfig",
+    "ResourcesConfig",
+    "SchedulerConfig",
+    "SearchConfig",
+    "load_experiment",
+]
+
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How many trials, sampled how.
+
+    Attributes:
+        sampler: Optuna sampler: ``tpe`` (default), ``random``, ``cmaes``, ``qmc``, ``gp``.
+        seed: Seed of the sampler (and base seed of each trial's training).
+        num_samples: Trials to run (-1 = until ``time_budget_s`` runs out).
+        time_budget_s: Wall-time budget of the whole search in seconds (0 = none).
+        max_concurrent_trials: Trials running at once (0 = as many as resources allow).
+        max_failures: Retries of a failed trial (from its last checkpoint).
+    """
+
+    sampler: Literal["tpe", "random", "cmaes", "qmc", "gp"] = "tpe"
+    seed: int = 0
+    num_samples: int = 10
+    time_budget_s: float = 0.0
+    max_concurrent_trials: int = 0
+    max_failures: int = 0
+
+    def __post_init__(self) -> None:
+        require(self.num_samples == -1 or self.num_samples >= 1, "num_samples", "must be >= 1 or -1")
+        require(self.time_budget_s >= 0, "time_budget_s", "must be >= 0")
+        require(
+            self.num_samples != -1 or self.time_budget_s > 0,
+            "num_samples",
+            "-1 (unlimited) needs a time_budget_s",
+        )
+        require(self.max_concurrent_trials >= 0, "max_concurrent_trials", "must be >= 0")
+        require(self.max_failures >= 0, "max_failures", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """Resources of one trial.
+
+    Attributes:
+        cpu: CPUs per trial (TensorFlow's threads follow it).
+        gpu: GPUs per trial; a fraction such as 0.5 packs two trials on one GPU.
+    """
+
+    cpu: float = 1.0
+    gpu: float = 0.0
+
+    def __post_init__(self) -> None:
+        require(self.cpu > 0, "cpu", "must be > 0")
+        require(self.gpu >= 0, "gpu", "must be >= 0")
+        require(self.gpu <= 1 or float(self.gpu).is_integer(), "gpu", "above 1 must be whole")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Cross-trial early stopping.
+
+    Attributes:
+        type: ``asha`` (default) or ``none``.
+        grace_period: Epochs every trial runs before ASHA may stop it.
+        reduction_factor: ASHA's halving rate.
+        max_epochs: Epoch budget of a trial; default ``training.epochs``.
+    """
+
+    type: Literal["asha", "none"] = "asha"
+    grace_period: int = 1
+    reduction_factor: float = 3.0
+    max_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        require(self.grace_period >= 1, "grace_period", "must be >= 1")
+        require(self.reduction_factor > 1, "reduction_factor", "must be > 1")
+        require(self.max_epochs is None or self.max_epochs >= 1, "max_epochs", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A whole search.
+
+    Attributes:
+        name: Experiment name (folder name under ``runs/`` by default).
+        data: Dataset, split and decoding settings (fixed for every trial, except the
+            keys a space may search: image size, color mode, aspect).
+        space: A shipped space name (``pneumo-search spaces``) or an inline space.
+        model: Base model, for keys the space leaves alone.
+        augment: Base augmentation.
+        training: Base training settings (``epochs`` is each trial's epoch budget).
+        objective: Metric optimized (``rw_auc`` by default) and its tau and w.
+        weights: Where pretrained weights are looked for.
+        search: Sampler, seed, number of trials, time budget, concurrency, retries.
+        resources: CPUs and GPUs per trial.
+        scheduler: ASHA settings, or none.
+        output_dir: Where the run goes: a folder (default ``runs/NAME``) or a storage URI
+            Ray Tune accepts.
+        address: Ray address; none starts a local embedded Ray.
+    """
+
+    name: str
+    data: DataConfig = field(default_factory=DataConfig)
+    space: str | dict[str, Any] = "combined"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    output_dir: str | None = None
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        require(
+            bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name)),
+            "name",
+            "use letters, digits, '_', '-' and '.' (it names a folder)",
+        )
+
+    @property
+    def epochs(self) -> int:
+        """Epoch budget of each trial."""
+        return self.scheduler.max_epochs or self.training.epochs
+
+    @property
+    def run_dir(self) -> str:
+        """Where the run's files go (a local path or a URI)."""
+        if self.output_dir:
+            return self.output_dir.rstrip("/")
+        return str(Path("runs") / self.name)
+
+    def base_train_config(self) -> TrainConfig:
+        """The training configuration every trial starts from."""
+        return TrainConfig(
+            data=self.data,
+            model=self.model,
+            augment=self.augment,
+            training=dataclasses.replace(self.training, epochs=self.epochs),
+            objective=self.objective,
+            weights=self.weights,
+            seed=self.search.seed,
+        )
+
+    def trial_config(self, values: dict[str, Any], seed: int) -> TrainConfig:
+        """The training configuration of one trial.
+
+        Args:
+            values: Dotted configuration keys -> sampled values.
+            seed: The trial's seed.
+
+        Raises:
+            ConfigError: A sampled value is invalid for its key.
+        """
+        raw = to_dict(self.base_train_config())
+        for key, value in values.items():
+            node = raw
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        if "model.name" in values and raw["model"]["name"] != self.model.name:
+            # a different model than the base one starts from that model's defaults
+            raw["model"]["params"] = {
+                k.split(".", 2)[2]: v for k, v in values.items() if k.startswith("model.params.")
+            }
+        raw["seed"] = seed
+        return from_dict(TrainConfig, raw)
+
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """The configuration as plain values (saved as ``experiment.yaml`` in the run)."""
+        return to_dict(self)
+
+
+def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Reads and validates an experiment file.
+
+    Args:
+        path: YAML file.
+        overrides: Nested values replacing the file's (``{"data": {"root": ...}}``).
+
+    Raises:
+        ConfigError: Naming the file and the key at fault.
+    """
+    raw = merge_dicts(load_yaml(path), overrides or {})
+    raw.setdefault("name", Path(path).stem)
+    try:
+        return from_dict(ExperimentConfig, raw)
+    except ConfigError as exc:
+        raise ConfigError("", f"{path}: {exc}") from None

@@ -1,0 +1,130 @@
+"""The shipped spaces: ``cnn``, ``transfer``, ``combined`` and ``seeds``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pneumo_core.models import get_model_spec
+from pneumo_core.models.weights import find_weights
+from spaces.registry import SpaceContext, register_space
+
+#: Backbones light enough to train from scratch on CPUs (``weights: none`` variants).
+LIGHT_BACKBONES = ("mobilenet", "mobilenet_v2", "efficientnet_b0")
+#: Width multipliers offered for the MobileNets.
+ALPHAS = {"mobilenet": (0.25, 0.5, 0.75, 1.0), "mobilenet_v2": (0.35, 0.5, 0.75, 1.0)}
+
+
+def training_and_augmentation() -> dict[str, Any]:
+    """The hyperparameters every shipped search space tunes besides the model."""
+    return {
+        "training.optimizer": {"choice": ["adam", "adamw"]},
+        "training.learning_rate": {"float": [1.0e-4, 3.0e-3], "log": True},
+        "training.weight_decay": {"choice": [0.0, 1.0e-4, 1.0e-3]},
+        "training.batch_size": {"choice": [16, 32, 64]},
+        "training.imbalance": {"choice": ["class_weight", "oversample", "none"]},
+        "augment.zoom": {"float": [0.0, 0.2]},
+        "augment.rotation_deg": {"float": [0.0, 15.0]},
+        "augment.translation": {"float": [0.0, 0.1]},
+        "augment.contrast": {"float": [0.0, 0.3]},
+        "augment.brightness": {"float": [0.0, 0.2]},
+    }
+
+
+def cnn_options() -> dict[str, Any]:
+    """The plain-CNN sub-space: around the seed architectures."""
+    return {
+        "model.params.num_blocks": {"int": [2, 5]},
+        "model.params.filters": {"choice": [16, 32, 64]},
+        "model.params.growth": {"choice": [1.0, 1.5, 2.0]},
+        "model.params.convs_per_block": {"int": [1, 2]},
+        "model.params.kernel_size": {"choice": [3, 5]},
+        "model.params.batch_norm": {"choice": [True, False]},
+        "model.params.head": {"choice": ["flatten", "global_avg"]},
+        "model.params.dense_units": {"choice": [[64], [128], [128, 64]]},
+        "model.params.dropout": {"float": [0.0, 0.6]},
+        "model.params.l2": {"choice": [0.0, 1.0e-5, 1.0e-4]},
+    }
+
+
+def _head() -> dict[str, Any]:
+    return {
+        "model.params.dropout": {"float": [0.0, 0.5]},
+        "model.params.dense_units": {"choice": [[], [64], [128]]},
+        "model.params.pooling": {"choice": ["avg", "max"]},
+    }
+
+
+def _fine_tune() -> dict[str, Any]:
+    return {
+        "model.params.fine_tune_layers": {"choice": [0, 10, 30]},
+        "model.params.warmup_epochs": {"int": [1, 2]},
+        "model.params.fine_tune_lr_factor": {"choice": [0.1, 0.3]},
+    }
+
+
+def _has_weights(name: str, params: dict[str, Any], context: SpaceContext) -> bool:
+    if context.weights.allow_download:
+        return True
+    spec = get_model_spec(name)
+    files = spec.weight_files(spec.params_class(**params), context.image_size)
+    return find_weights(files, context.weights) is not None
+
+
+def transfer_options(context: SpaceContext) -> dict[str, Any]:
+    """One option per backbone usable here.
+
+    A backbone is offered with ImageNet weights where its weight file is found (or
+    downloads are allowed), and from scratch (``weights: none``) when it is light enough
+    for CPUs (:data:`LIGHT_BACKBONES`).
+    """
+    options: dict[str, Any] = {}
+    for name in ("mobilenet", "mobilenet_v2", "efficientnet_b0", "densenet121", "resnet50",
+                 "vgg16", "xception"):  # fmt: skip
+        branches: dict[str, Any] = {}
+        alphas = ALPHAS.get(name)
+        if alphas:
+            ready = [a for a in alphas if _has_weights(name, {"alpha": a}, context)]
+            if ready:
+                branches["imagenet"] = {"model.params.alpha": {"choice": ready}, **_fine_tune()}
+            if name in LIGHT_BACKBONES:
+                branches["none"] = {"model.params.alpha": {"choice": list(alphas[:2])}}
+        else:
+            if _has_weights(name, {}, context):
+                branches["imagenet"] = _fine_tune()
+            if name in LIGHT_BACKBONES:
+                branches["none"] = {}
+        if branches:
+            options[name] = {"model.params.weights": {"choice": branches}, **_head()}
+    return options
+
+
+@register_space("cnn", "plain CNNs around the seed architectures, with training and augmentation")
+def cnn_space(context: SpaceContext) -> dict[str, Any]:
+    """Plain CNNs only."""
+    return {"model.name": {"choice": {"cnn": cnn_options()}}, **training_and_augmentation()}
+
+
+@register_space("transfer", "ImageNet backbones whose weights are here, plus light from-scratch ones")
+def transfer_space(context: SpaceContext) -> dict[str, Any]:
+    """Transfer-learning backbones only."""
+    return {"model.name": {"choice": transfer_options(context)}, **training_and_augmentation()}
+
+
+@register_space("combined", "cnn and transfer together (the default)")
+def combined_space(context: SpaceContext) -> dict[str, Any]:
+    """Plain CNNs and backbones in one conditional choice."""
+    options = {"cnn": cnn_options(), **transfer_options(context)}
+    return {"model.name": {"choice": options}, **training_and_augmentation()}
+
+
+@register_space("seeds", "exactly the seed configurations, to reproduce them")
+def seeds_space(context: SpaceContext) -> dict[str, Any]:
+    """The two seed CNNs with the seed training recipe (Adam 1e-3, batch 32)."""
+    return {
+        "model.name": "cnn",
+        "model.params.preset": {"choice": ["seed_3conv", "seed_5conv"]},
+        "training.optimizer": "adam",
+        "training.learning_rate": 1.0e-3,
+        "training.batch_size": 32,
+        "training.imbalance": "none",
+    }

@@ -104,6 +104,64 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0 if result.status != "nan_loss" else 1
 
 
+def _experiment_overrides(args: argparse.Namespace) -> dict:
+    overrides = parse_overrides(args.set or [])
+    if args.data:
+        overrides.setdefault("data", {})["root"] = args.data
+    if args.name:
+        overrides["name"] = args.name
+    return overrides
+
+
+def _print_summary(summary) -> None:
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
+    print(f"trials: {counts or 'none'}")
+    if summary.best:
+        best = summary.best
+        print(
+            f"best: trial {best['trial_id']} objective {float(best['objective']):.4f} "
+            f"(auc {float(best['auc']):.4f}, sensitivity {float(best['sensitivity']):.4f}, "
+            f"specificity {float(best['specificity']):.4f}) model {best.get('model.name', '?')}"
+        )
+    print(f"leaderboard: {summary.run_dir / 'leaderboard.csv'}")
+    if summary.interrupted:
+        print(f"interrupted: `pneumo-search resume {summary.run_dir}` finishes it")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from search.config import load_experiment
+    from search.runner import run_experiment
+
+    config = load_experiment(args.experiment, _experiment_overrides(args))
+    print(f"experiment {config.name}: runs in {config.run_dir}")
+    summary = run_experiment(config, address=args.address)
+    _print_summary(summary)
+    return 130 if summary.interrupted else 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from search.runner import resume_experiment
+
+    summary = resume_experiment(args.run_dir, address=args.address)
+    _print_summary(summary)
+    return 130 if summary.interrupted else 0
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from results.board_view import render_leaderboard
+
+    print(render_leaderboard(args.run_dir, top=args.top, sort=args.sort, fmt=args.format))
+    return 0
+
+
+def _cmd_spaces(args: argparse.Namespace) -> int:
+    from spaces import list_spaces
+
+    for name, description in list_spaces().items():
+        print(f"{name:<10} {description}")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from pneumo_core.models import get_model_spec, list_models
 
@@ -141,6 +199,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", help="folder to write train_result.json and model.keras into")
     train.set_defaults(func=_cmd_train)
+    run = sub.add_parser("run", help="run a search (Ray Tune + Optuna) from an experiment file")
+    run.add_argument("experiment", help="experiment configuration (YAML)")
+    run.add_argument("--data", help="dataset folder (overrides data.root)")
+    run.add_argument("--name", help="experiment name (the run folder is runs/NAME)")
+    run.add_argument("--address", help="Ray address (auto, HOST:PORT, ray://...); none = local")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any key")
+    run.set_defaults(func=_cmd_run)
+    resume = sub.add_parser("resume", help="finish a search whose driver stopped")
+    resume.add_argument("run_dir", help="the run folder (runs/NAME)")
+    resume.add_argument("--address", help="Ray address; none = local")
+    resume.set_defaults(func=_cmd_resume)
+    board = sub.add_parser("leaderboard", help="show a run's leaderboard")
+    board.add_argument("run_dir", help="the run folder (runs/NAME)")
+    board.add_argument("--top", type=int, default=10, help="rows to show (0 = all)")
+    board.add_argument("--sort", help="column to sort by (default: the ranking)")
+    board.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    board.set_defaults(func=_cmd_leaderboard)
+    sub.add_parser("spaces", help="list shipped search spaces").set_defaults(func=_cmd_spaces)
     sub.add_parser("models", help="list registered models").set_defaults(func=_cmd_models)
     sub.add_parser("metrics", help="list metrics").set_defaults(func=_cmd_metrics)
     return parser

@@ -46,7 +46,7 @@ class SearchConfig:
     max_failures: int = 0
 
     def __post_init__(self) -> None:
-        require(self.num_samples == -1 or self.num_samples >= 1, "num_samples", "must be >= 1 or -1")
+        require(self.num_samples == -1 or self.num_samples >= 1, "num_samples", "must be >= 1")
         require(self.time_budget_s >= 0, "time_budget_s", "must be >= 0")
         require(
             self.num_samples != -1 or self.time_budget_s > 0,
@@ -188,6 +188,26 @@ class ExperimentConfig:
             }
         raw["seed"] = seed
         return from_dict(TrainConfig, raw)
+
+    def with_absolute_paths(self) -> ExperimentConfig:
+        """The same experiment with data, cache and weights folders made absolute.
+
+        Trials run in other working directories (and on other nodes), so relative paths
+        are resolved once, in the driver.
+        """
+
+        def absolute(path: str) -> str:
+            return str(Path(path).expanduser().resolve()) if path else path
+
+        data = dataclasses.replace(
+            self.data,
+            root=absolute(self.data.root),
+            cache_dir=absolute(self.data.cache_dir) if self.data.cache_dir else None,
+        )
+        weights = dataclasses.replace(
+            self.weights, dirs=tuple(absolute(d) for d in self.weights.dirs)
+        )
+        return dataclasses.replace(self, data=data, weights=weights)
 
     def to_yaml_dict(self) -> dict[str, Any]:
         """The configuration as plain values (saved as ``experiment.yaml`` in the run)."""

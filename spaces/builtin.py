@@ -104,7 +104,7 @@ def cnn_space(context: SpaceContext) -> dict[str, Any]:
     return {"model.name": {"choice": {"cnn": cnn_options()}}, **training_and_augmentation()}
 
 
-@register_space("transfer", "ImageNet backbones whose weights are here, plus light from-scratch ones")
+@register_space("transfer", "ImageNet backbones with weights here, light ones from scratch")
 def transfer_space(context: SpaceContext) -> dict[str, Any]:
     """Transfer-learning backbones only."""
     return {"model.name": {"choice": transfer_options(context)}, **training_and_augmentation()}
@@ -127,4 +127,33 @@ def seeds_space(context: SpaceContext) -> dict[str, Any]:
         "training.learning_rate": 1.0e-3,
         "training.batch_size": 32,
         "training.imbalance": "none",
+    }
+
+
+@register_space(
+    "quickstart", "small CNNs and MobileNet 0.25: a search that ends in minutes on CPUs"
+)
+def quickstart_space(context: SpaceContext) -> dict[str, Any]:
+    """A cheap conditional space for smoke runs and the quickstart."""
+    options: dict[str, Any] = {
+        "cnn": {
+            "model.params.num_blocks": {"int": [2, 3]},
+            "model.params.filters": {"choice": [8, 16, 32]},
+            "model.params.head": "global_avg",
+            "model.params.dense_units": {"choice": [[32], [64]]},
+            "model.params.dropout": {"float": [0.0, 0.5]},
+        }
+    }
+    if _has_weights("mobilenet", {"alpha": 0.25}, context):
+        options["mobilenet"] = {
+            "model.params.alpha": 0.25,
+            "model.params.weights": "imagenet",
+            "model.params.dropout": {"float": [0.0, 0.5]},
+        }
+    return {
+        "model.name": {"choice": options},
+        "training.learning_rate": {"float": [3.0e-4, 3.0e-3], "log": True},
+        "training.batch_size": {"choice": [32, 64]},
+        "training.imbalance": {"choice": ["class_weight", "oversample"]},
+        "augment.zoom": {"float": [0.0, 0.15]},
     }

@@ -169,7 +169,8 @@ def _check_key(key: str, where: str) -> None:
     if section not in SECTIONS:
         raise ConfigError(where, f"not a configuration key; keys start with {', '.join(SECTIONS)}")
     if section == "data" and key.split(".", 1)[-1] not in SEARCHABLE_DATA_KEYS:
-        raise ConfigError(where, f"only data.{', data.'.join(SEARCHABLE_DATA_KEYS)} can be searched")
+        searchable = ", ".join(f"data.{k}" for k in SEARCHABLE_DATA_KEYS)
+        raise ConfigError(where, f"only {searchable} can be searched")
 
 
 def _parse(spec: Any, where: str) -> Param:
@@ -196,9 +197,7 @@ def _parse(spec: Any, where: str) -> Param:
                 sub_where = f"{where}.{name}"
                 if "/" in str(name) or "@" in str(name) or "." in str(name):
                     raise ConfigError(sub_where, "option names cannot contain '/', '@' or '.'")
-                options.append(
-                    (str(name), SearchSpace.from_dict(sub or {}, prefix=sub_where))
-                )
+                options.append((str(name), SearchSpace.from_dict(sub or {}, prefix=sub_where)))
             return Conditional(tuple(options))
         if not isinstance(choices, list) or not choices:
             raise ConfigError(where, "choice needs a non-empty list (or a mapping of options)")

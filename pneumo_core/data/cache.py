@@ -16,7 +16,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import time
@@ -25,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from pneumo_core.data.decode import BadImageError, decode_image
 
@@ -174,9 +172,8 @@ def _locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _decode_one(job: tuple[str, int, str, str, int | None]):
-    path, size, color_mode, aspect, max_pixels = job
-    Image.MAX_IMAGE_PIXELS = max_pixels  # spawned workers do not inherit the caller's limit
+def _decode_one(job: tuple[str, int, str, str]):
+    path, size, color_mode, aspect = job
     try:
         pixels, info = decode_image(path, size, color_mode, aspect)  # type: ignore[arg-type]
     except BadImageError as exc:
@@ -202,7 +199,7 @@ def _build(
     )
     errors: list[str | None] = [None] * len(paths)
     infos: list[tuple[int, int, str, str] | None] = [None] * len(paths)
-    jobs = [(str(p), size, color_mode, aspect, Image.MAX_IMAGE_PIXELS) for p in paths]
+    jobs = [(str(p), size, color_mode, aspect) for p in paths]
     for i, (pixels, error, info) in enumerate(_decode_all(jobs, workers)):
         if hashes[i] is None and error is None:
             error = "unreadable"
@@ -217,12 +214,12 @@ def _build(
     os.replace(tmp, entry)
 
 
-def _decode_all(jobs: list[tuple[str, int, str, str, int | None]], workers: int):
+def _decode_all(jobs: list[tuple[str, int, str, str]], workers: int):
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(jobs) < 64:
         yield from map(_decode_one, jobs)
         return
-    # spawn, not fork: the caller may already hold TensorFlow's threads.
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        yield from pool.map(_decode_one, jobs, chunksize=32)
+    # Threads, not processes: Pillow releases the GIL while it decodes and resizes, and a
+    # process pool would re-import the caller's __main__ (a script, a Ray worker).
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        yield from pool.map(_decode_one, jobs)

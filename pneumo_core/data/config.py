@@ -43,7 +43,7 @@ class DataConfig:
             (below it they are skipped and listed in the summary).
         cache_dir: Folder of the decoded-image cache; default ``$PNEUMO_CACHE_DIR`` or
             ``~/.cache/pneumo-search``.
-        decode_workers: Processes that decode images when the cache is built; 0 = one per
+        decode_workers: Threads that decode images when the cache is built; 0 = one per
             CPU.
     """
 

@@ -158,4 +158,3 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         return from_dict(TrainConfig, raw)
     except ConfigError as exc:
         raise ConfigError("", f"{path}: {exc}") from None
-

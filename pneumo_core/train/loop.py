@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pneumo_core.data.dataset import PreparedData
@@ -19,7 +22,7 @@ from pneumo_core.models import create_model, fine_tune_plan, model_params
 from pneumo_core.train.callbacks import ValidationMetrics
 from pneumo_core.train.config import TrainConfig, TrainingConfig
 
-__all__ = ["TrainResult", "configure_threads", "train_model"]
+__all__ = ["EpochState", "ResumeState", "TrainResult", "configure_threads", "train_model"]
 
 #: Status of a run that used all its epochs, stopped early, or diverged.
 COMPLETED, EARLY_STOPPED, DIVERGED = "completed", "early_stopped", "nan_loss"
@@ -50,6 +53,88 @@ class TrainResult:
     epochs_run: int = 0
     param_count: int = 0
     seconds: float = 0.0
+
+
+@dataclass
+class ResumeState:
+    """Where an interrupted run picks up (written by :meth:`EpochState.save`).
+
+    Attributes:
+        epochs_done: Epochs already trained.
+        history: Their history rows.
+        best_epoch: Best epoch so far (0 if none).
+        best_value: Objective at the best epoch.
+        weights_path: Weights after the last trained epoch.
+        best_weights_path: Weights of the best epoch.
+    """
+
+    epochs_done: int
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_value: float | None
+    weights_path: str
+    best_weights_path: str | None
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ResumeState:
+        """Reads a state saved by :meth:`EpochState.save` from ``folder``."""
+        folder = Path(folder)
+        state = json.loads((folder / _STATE_FILE).read_text())
+        best = folder / _BEST_FILE
+        return cls(
+            epochs_done=int(state["epochs_done"]),
+            history=list(state["history"]),
+            best_epoch=int(state["best_epoch"]),
+            best_value=state["best_value"],
+            weights_path=str(folder / _WEIGHTS_FILE),
+            best_weights_path=str(best) if best.is_file() else None,
+        )
+
+
+@dataclass
+class EpochState:
+    """What the ``on_epoch`` hook of :func:`train_model` receives after each epoch.
+
+    Attributes:
+        epoch: 1-based epoch just finished.
+        row: Its history row (``loss``, ``val_<metric>``...).
+        history: All rows so far.
+        best_epoch: Best epoch so far.
+        best_value: Objective at the best epoch.
+        model: The model (current weights).
+        best_weights: The best epoch's weights.
+        finished: Whether training ends after this epoch (budget used or early stopping).
+    """
+
+    epoch: int
+    row: dict[str, float]
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_value: float | None
+    model: Any
+    best_weights: list[np.ndarray] | None
+    finished: bool = False
+
+    def save(self, folder: str | Path) -> None:
+        """Writes weights, best weights and history so :class:`ResumeState` can resume."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_weights(folder / _WEIGHTS_FILE)
+        if self.best_weights is not None:
+            current = self.model.get_weights()
+            self.model.set_weights(self.best_weights)
+            self.model.save_weights(folder / _BEST_FILE)
+            self.model.set_weights(current)
+        state = {
+            "epochs_done": self.epoch,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_value": self.best_value,
+        }
+        (folder / _STATE_FILE).write_text(json.dumps(state))
+
+
+_STATE_FILE, _WEIGHTS_FILE, _BEST_FILE = "state.json", "last.weights.h5", "best.weights.h5"
 
 
 def configure_threads(threads: int) -> None:
@@ -103,11 +188,51 @@ def _unfreeze_top(model, layers: int) -> None:
         layer.trainable = not frozen
 
 
+class _EpochHook(keras.callbacks.Callback):
+    """Runs after every other callback, so it knows whether training stops now."""
+
+    def __init__(self, on_epoch: Callable[[EpochState], None], scorer, epochs: int) -> None:
+        super().__init__()
+        self.on_epoch = on_epoch
+        self.scorer = scorer
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        scorer = self.scorer
+        if scorer.diverged or not scorer.history or scorer.history[-1]["epoch"] != epoch + 1:
+            return
+        finished = bool(self.model.stop_training) or epoch + 1 >= self.epochs
+        self.on_epoch(
+            EpochState(
+                epoch + 1,
+                scorer.history[-1],
+                scorer.history,
+                scorer.best_epoch,
+                scorer.best_value,
+                self.model,
+                scorer.best_weights,
+                finished,
+            )
+        )
+
+
+def _restore(model, scorer: ValidationMetrics, resume: ResumeState) -> None:
+    if resume.best_weights_path:
+        model.load_weights(resume.best_weights_path)
+        scorer.best_weights = model.get_weights()
+    model.load_weights(resume.weights_path)
+    scorer.history = list(resume.history)
+    scorer.best_epoch = resume.best_epoch
+    scorer.best_value = resume.best_value
+
+
 def train_model(
     config: TrainConfig,
     data: PreparedData,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     *,
+    on_epoch: Callable[[EpochState], None] | None = None,
+    resume: ResumeState | None = None,
     verbose: int = 0,
 ) -> TrainResult:
     """Trains one configuration on the train split, scoring validation every epoch.
@@ -122,6 +247,10 @@ def train_model(
         data: Prepared data (its ``train`` and ``val`` splits are used).
         callbacks: Extra Keras callbacks, run after the validation scoring (their epoch
             logs hold ``val_<metric>`` for every metric).
+        on_epoch: Called after each scored epoch, after every callback (so it knows if
+            training stops there), e.g. to checkpoint and report to Ray Tune.
+        resume: State of an interrupted run to continue from (its epochs are not
+            trained again; the optimizer state starts afresh).
         verbose: Keras ``fit`` verbosity.
 
     Returns:
@@ -171,6 +300,9 @@ def train_model(
         w=objective.w,
         batch_size=max(config.training.batch_size, 64),
     )
+    hooks: list[keras.callbacks.Callback] = []
+    if on_epoch is not None:
+        hooks.append(_EpochHook(on_epoch, scorer, config.training.epochs))
 
     def stopper() -> list[keras.callbacks.Callback]:
         patience = config.training.early_stopping_patience
@@ -187,11 +319,18 @@ def train_model(
     phases = [(0, epochs, 1.0)]
     if plan is not None and plan.after_epochs < epochs:
         phases = [(0, plan.after_epochs, 1.0), (plan.after_epochs, epochs, plan.lr_factor)]
+    done = 0
+    if resume is not None:
+        done = resume.epochs_done
+        if plan is not None and done >= plan.after_epochs:
+            _unfreeze_top(model, plan.layers)
+        _restore(model, scorer, resume)
     status = COMPLETED
     try:
         for phase, (first, last, lr_factor) in enumerate(phases):
             if phase > 0:
                 _unfreeze_top(model, plan.layers)  # type: ignore[union-attr]
+            first = max(first, done)
             if first >= last:
                 continue
             _compile(model, config, data.num_classes, steps, lr_factor)
@@ -203,14 +342,14 @@ def train_model(
                 steps_per_epoch=steps,
                 class_weight=class_weight,
                 shuffle=False,  # the generator shuffles, seeded
-                callbacks=[scorer, *early, *callbacks],
+                callbacks=[scorer, *early, *callbacks, *hooks],
                 verbose=verbose,
             )
             ran = len(history.epoch)
             if scorer.diverged:
                 status = DIVERGED
                 break
-            if early and ran < last - first:
+            if early and early[0].stopped_epoch > 0 and ran < last - first:
                 status = EARLY_STOPPED
                 break
     except tf.errors.ResourceExhaustedError as exc:

@@ -1,0 +1,160 @@
+"""The leaderboard of a search: one row per trial, ranked by the objective.
+
+``leaderboard.csv`` columns: ``rank``, ``trial_id``, ``status`` (``completed``,
+``stopped_early``, ``failed``, ``running``), ``stop_reason``, the ``objective`` value and
+every validation metric at the trial's best epoch, ``best_epoch``, ``epochs_run``,
+``wall_time_s``, ``param_count``, ``error``, then every hyperparameter as its own column
+(dotted configuration keys such as ``training.learning_rate``). ``trials.csv`` holds one row
+per trial and epoch. Both are rewritten atomically (write a temporary file, rename), so a
+reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pneumo_core.metrics import METRICS
+
+__all__ = [
+    "LEADERBOARD_FILE",
+    "TRIALS_FILE",
+    "TrialRecord",
+    "leaderboard_rows",
+    "read_csv_rows",
+    "write_csv_atomic",
+]
+
+LEADERBOARD_FILE = "leaderboard.csv"
+TRIALS_FILE = "trials.csv"
+STATUSES = ("completed", "stopped_early", "failed", "running")
+METRIC_NAMES = list(METRICS)
+
+
+@dataclass
+class TrialRecord:
+    """What the driver knows of one trial.
+
+    Attributes:
+        trial_id: Ray Tune's trial id.
+        params: Hyperparameters (dotted configuration keys -> values).
+        status: One of :data:`STATUSES`.
+        stop_reason: ``max_epochs``, ``patience`` (Keras early stopping), ``asha``, or the
+            kind of failure.
+        error: Error message of a failed trial.
+        history: One row per epoch (``epoch``, ``loss``, ``val_<metric>``...).
+        param_count: Model parameters.
+        wall_time_s: Wall time of the trial so far.
+    """
+
+    trial_id: str
+    params: dict[str, Any] = field(default_factory=dict)
+    status: str = "running"
+    stop_reason: str = ""
+    error: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    param_count: int | None = None
+    wall_time_s: float = 0.0
+
+    def add_epoch(self, row: dict[str, Any]) -> None:
+        """Adds (or replaces, after a retry) the row of one epoch."""
+        epoch = int(row["epoch"])
+        self.history = [r for r in self.history if int(r["epoch"]) != epoch] + [row]
+        self.history.sort(key=lambda r: int(r["epoch"]))
+
+    def best_row(self, objective: str, mode: str) -> dict[str, Any] | None:
+        """The history row of the best epoch by ``objective`` (NaN never wins)."""
+        key = f"val_{objective}"
+        scored = [r for r in self.history if _finite(r.get(key))]
+        if not scored:
+            return None
+        sign = 1.0 if mode == "max" else -1.0
+        return max(scored, key=lambda r: (sign * float(r[key]), -int(r["epoch"])))
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def leaderboard_rows(
+    records: Iterable[TrialRecord], objective: str, mode: str
+) -> list[dict[str, Any]]:
+    """Ranks trials by their best objective value.
+
+    Trials without a finite objective (failed before an epoch, NaN) come last, unranked.
+    Ties keep trial-id order, so the ranking is deterministic.
+
+    Returns:
+        Leaderboard rows, best first.
+    """
+    rows = []
+    for record in records:
+        best = record.best_row(objective, mode)
+        row: dict[str, Any] = {
+            "rank": "",
+            "trial_id": record.trial_id,
+            "status": record.status,
+            "stop_reason": record.stop_reason,
+            "objective": best[f"val_{objective}"] if best else math.nan,
+        }
+        for name in METRIC_NAMES:
+            row[name] = best.get(f"val_{name}", math.nan) if best else math.nan
+        row["best_epoch"] = int(best["epoch"]) if best else 0
+        row["epochs_run"] = len(record.history)
+        row["wall_time_s"] = round(record.wall_time_s, 2)
+        row["param_count"] = record.param_count if record.param_count is not None else ""
+        row["error"] = record.error
+        for key, value in sorted(record.params.items()):
+            row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        rows.append(row)
+    sign = -1.0 if mode == "max" else 1.0
+
+    def order(row: dict[str, Any]) -> tuple:
+        value = row["objective"]
+        good = _finite(value)
+        return (0 if good else 1, sign * float(value) if good else 0.0, row["trial_id"])
+
+    rows.sort(key=order)
+    rank = 0
+    for row in rows:
+        if _finite(row["objective"]):
+            rank += 1
+            row["rank"] = rank
+    return rows
+
+
+def write_csv_atomic(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Writes rows as CSV (columns: union of keys, first-seen order) via a rename."""
+    path = Path(path)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
+    """Reads a CSV written by :func:`write_csv_atomic` (empty list if missing)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))

@@ -1,0 +1,250 @@
+"""Ray Tune callbacks in the driver: the live leaderboard and the compact progress table."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from ray.tune import Callback
+
+from results.leaderboard import (
+    LEADERBOARD_FILE,
+    TRIALS_FILE,
+    TrialRecord,
+    leaderboard_rows,
+    read_csv_rows,
+    write_csv_atomic,
+)
+
+__all__ = ["LeaderboardCallback", "ProgressCallback", "trial_error_message"]
+
+
+def trial_error_message(trial: Any) -> str:
+    """The root cause of a failed trial, in one line."""
+    try:
+        error = trial.get_pickled_error()
+    except Exception:
+        error = None
+    cause = getattr(error, "cause", None) or error
+    if cause is not None:
+        text = str(cause).strip().splitlines()
+        return f"{type(cause).__name__}: {text[-1] if text else ''}".strip()
+    try:
+        trace = str(trial.get_error() or "").strip().splitlines()
+    except Exception:
+        trace = []
+    return trace[-1] if trace else "failed"
+
+
+def _short_id(trial_id: str) -> str:
+    return trial_id.rsplit("_", 1)[-1]
+
+
+class LeaderboardCallback(Callback):
+    """Keeps ``leaderboard.csv`` and ``trials.csv`` current as trials report and end.
+
+    On :meth:`setup` (also after ``resume``) it reloads both files, so trials finished
+    before a driver crash stay on the board exactly once.
+
+    Args:
+        run_dir: Local folder of the run.
+        objective: Metric name (without ``val_``).
+        mode: ``max`` or ``min``.
+        max_epochs: Epoch budget of a trial (tells ``max_epochs`` from ``patience``).
+        resolve: Turns a trial's config (Optuna names) into configuration keys.
+    """
+
+    def __init__(self, run_dir: str, objective: str, mode: str, max_epochs: int, resolve) -> None:
+        self.run_dir = run_dir
+        self.objective = objective
+        self.mode = mode
+        self.max_epochs = max_epochs
+        self.resolve = resolve
+        self.records: dict[str, TrialRecord] = {}
+
+    # -- state ---------------------------------------------------------------------------
+
+    def setup(self, **info: Any) -> None:
+        """Loads what an earlier driver of this run wrote."""
+        self.records = {}
+        folder = Path(self.run_dir)
+        for row in read_csv_rows(folder / LEADERBOARD_FILE):
+            record = self._record(row["trial_id"])
+            record.status = row.get("status", "running")
+            record.stop_reason = row.get("stop_reason", "")
+            record.error = row.get("error", "")
+            record.wall_time_s = _number(row.get("wall_time_s")) or 0.0
+            count = _number(row.get("param_count"))
+            record.param_count = int(count) if count is not None else None
+            record.params = {k: _parse(v) for k, v in row.items() if "." in k and v != ""}
+        for row in read_csv_rows(folder / TRIALS_FILE):
+            parsed = {k: _parse(v) for k, v in row.items() if k != "trial_id" and v != ""}
+            self._record(row["trial_id"]).add_epoch(parsed)
+
+    def _record(self, trial_id: str) -> TrialRecord:
+        if trial_id not in self.records:
+            self.records[trial_id] = TrialRecord(trial_id)
+        return self.records[trial_id]
+
+    def _update(self, trial: Any) -> TrialRecord:
+        record = self._record(trial.trial_id)
+        if not record.params:
+            try:
+                record.params = self.resolve(trial.config)
+            except Exception:
+                record.params = {}
+        result = trial.last_result or {}
+        if "time_total_s" in result:
+            record.wall_time_s = float(result["time_total_s"])
+        if "param_count" in result:
+            record.param_count = int(result["param_count"])
+        return record
+
+    def write(self) -> None:
+        """Rewrites both CSV files atomically."""
+        folder = Path(self.run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = leaderboard_rows(self.records.values(), self.objective, self.mode)
+        write_csv_atomic(folder / LEADERBOARD_FILE, rows)
+        history = [
+            {"trial_id": r.trial_id, **row}
+            for r in sorted(self.records.values(), key=lambda r: r.trial_id)
+            for row in r.history
+        ]
+        write_csv_atomic(folder / TRIALS_FILE, history)
+
+    # -- Tune hooks ------------------------------------------------------------------------
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._update(trial)
+        record.status, record.error = "running", ""
+        self.write()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        record = self._update(trial)
+        row = {
+            k: v for k, v in result.items() if k == "epoch" or k.startswith(("val_", "loss", "lr"))
+        }
+        row["epoch_seconds"] = result.get("epoch_seconds", result.get("time_this_iter_s"))
+        row["time_total_s"] = result.get("time_total_s")
+        if "epoch" in row:
+            record.add_epoch(row)
+        self.write()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        record = self._update(trial)
+        result = trial.last_result or {}
+        if result.get("trial_finished"):
+            record.status = "completed"
+            record.stop_reason = (
+                "max_epochs" if len(record.history) >= self.max_epochs else "patience"
+            )
+        else:
+            record.status, record.stop_reason = "stopped_early", "asha"
+        self.write()
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        record = self._update(trial)
+        record.status = "failed"
+        record.error = trial_error_message(trial)
+        record.stop_reason = record.error.split(":", 1)[0]
+        self.write()
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        record = self._update(trial)
+        record.error = f"retrying after: {trial_error_message(trial)}"
+        self.write()
+
+
+def _number(text: Any) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _parse(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "nan":
+        return math.nan
+    return text
+
+
+class ProgressCallback(Callback):
+    """Prints a compact live table: one line per trial event, best so far on each line.
+
+    Args:
+        objective: Metric name (without ``val_``).
+        mode: ``max`` or ``min``.
+        max_epochs: Epoch budget of a trial.
+        describe: ``(trial config) -> short text`` naming the model.
+        stream: Where to print.
+    """
+
+    HEADER = (
+        f"{'time':>7}  {'trial':<6} {'status':<13} {'epoch':>5}  "
+        f"{'objective':>9}  {'best':>9}  model"
+    )
+
+    def __init__(
+        self, objective: str, mode: str, max_epochs: int, describe, stream: TextIO | None = None
+    ):
+        self.objective = objective
+        self.mode = mode
+        self.max_epochs = max_epochs
+        self.describe = describe
+        self.stream = stream
+        self.best: float | None = None
+        self.start = time.time()
+
+    def setup(self, **info: Any) -> None:
+        self.start = time.time()
+        self._print(self.HEADER)
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream or sys.stdout, flush=True)
+
+    def _line(self, trial: Any, status: str, epoch: Any = "", value: float | None = None) -> None:
+        shown = f"{value:.4f}" if value is not None and math.isfinite(value) else ""
+        best = f"{self.best:.4f}" if self.best is not None else ""
+        try:
+            model = self.describe(trial.config)
+        except Exception:
+            model = "?"
+        elapsed = time.time() - self.start
+        self._print(
+            f"{elapsed:>6.0f}s  {_short_id(trial.trial_id):<6} {status:<13} {epoch!s:>5}  "
+            f"{shown:>9}  {best:>9}  {model}"
+        )
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        self._line(trial, "started")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        value = result.get(f"val_{self.objective}")
+        if value is not None and math.isfinite(value):
+            better = self.best is None or (
+                value > self.best if self.mode == "max" else value < self.best
+            )
+            if better:
+                self.best = float(value)
+        epoch = f"{result.get('epoch', '?')}/{self.max_epochs}"
+        self._line(trial, "running", epoch, value)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        finished = (trial.last_result or {}).get("trial_finished")
+        self._line(trial, "completed" if finished else "stopped_early")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._line(trial, "failed")
+        self._print(f"{'':>7}  {_short_id(trial.trial_id)}: {trial_error_message(trial)}")

@@ -1,0 +1,268 @@
+"""Running a search: Ray Tune's Tuner with Optuna (seeded) and ASHA; resuming one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pneumo_core.errors import ConfigError, PneumoError
+from results.leaderboard import LEADERBOARD_FILE, read_csv_rows
+from search.config import ExperimentConfig, load_experiment
+from spaces import SearchSpace, SpaceContext, build_space
+
+__all__ = ["RunSummary", "describe_trial", "resume_experiment", "run_experiment", "validate_space"]
+
+EXPERIMENT_FILE = "experiment.yaml"
+DATA_SUMMARY_FILE = "data_summary.json"
+OPTUNA_FILE = "optuna.db"
+#: Environment of trial processes: quiet TensorFlow.
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
+
+
+@dataclass
+class RunSummary:
+    """What a finished (or interrupted) search left behind.
+
+    Attributes:
+        run_dir: The run folder.
+        counts: Trials per status.
+        best: The leaderboard's first row (or ``None``).
+        interrupted: Whether the search stopped before its end (Ctrl-C).
+    """
+
+    run_dir: Path
+    counts: dict[str, int]
+    best: dict[str, str] | None
+    interrupted: bool = False
+
+
+class TrialDescriber:
+    """Names a trial's model in a few words for the progress table (picklable)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+
+    def __call__(self, config: dict[str, Any]) -> str:
+        return describe_trial(self.space.resolve(config))
+
+
+def describe_trial(values: dict[str, Any]) -> str:
+    """A short description of resolved trial values: model, key params, learning rate."""
+    parts = [str(values.get("model.name", "?"))]
+    if "model.params.preset" in values:
+        parts.append(str(values["model.params.preset"]))
+    if "model.params.alpha" in values:
+        parts.append(f"a={values['model.params.alpha']}")
+    if "model.params.weights" in values:
+        parts.append(str(values["model.params.weights"]))
+    if "model.params.num_blocks" in values:
+        parts.append(f"{values['model.params.num_blocks']} blocks")
+    if "training.learning_rate" in values:
+        parts.append(f"lr={float(values['training.learning_rate']):.1e}")
+    return " ".join(parts)
+
+
+def validate_space(config: ExperimentConfig, space: SearchSpace, samples: int = 24) -> None:
+    """Samples the space a few times and builds each trial's configuration.
+
+    Catches keys that do not exist and values the configuration refuses before anything is
+    launched.
+
+    Raises:
+        ConfigError: Naming the space key at fault.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(samples):
+        trial = study.ask()
+        constants = space.define_by_run(trial)
+        values = space.resolve({**trial.params, **constants})
+        try:
+            config.trial_config(values, seed=0)
+        except ConfigError as exc:
+            raise ConfigError(f"space ({exc.key})", exc.message) from None
+        study.tell(trial, 0.0)
+
+
+def _local_run_dir(config: ExperimentConfig) -> Path:
+    if "://" in config.run_dir:
+        raise ConfigError("output_dir", "remote storage URIs arrive with cluster support")
+    return Path(config.run_dir).expanduser().resolve()
+
+
+def _has_tune_state(run_dir: Path) -> bool:
+    return any(run_dir.glob("experiment_state-*.json"))
+
+
+def _init_ray(address: str | None) -> None:
+    import ray
+
+    _quiet_ray()
+    if ray.is_initialized():
+        return
+    runtime_env = {"env_vars": WORKER_ENV}
+    if address:
+        ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
+    else:
+        ray.init(
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env=runtime_env,
+            _node_ip_address="127.0.0.1",
+        )
+
+
+def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from search.callbacks import LeaderboardCallback, ProgressCallback
+    from search.searcher import make_searcher
+    from search.trial import run_trial
+
+    # Searcher and ASHA follow the best value so far: the epoch whose weights a trial keeps,
+    # and what the leaderboard ranks by.
+    metric = f"best_val_{config.objective.metric}"
+    mode = config.objective.mode
+    resources = {"cpu": config.resources.cpu}
+    if config.resources.gpu:
+        resources["gpu"] = config.resources.gpu
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, experiment=config, space=space), resources
+    )
+    searcher = make_searcher(
+        space.define_by_run,
+        metric=metric,
+        mode=mode,
+        sampler=config.search.sampler,
+        seed=config.search.seed,
+        storage_path=run_dir / OPTUNA_FILE,
+        study_name=config.name,
+    )
+    if config.scheduler.type == "asha":
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            metric=metric,
+            mode=mode,
+            max_t=config.epochs,
+            grace_period=min(config.scheduler.grace_period, config.epochs),
+            reduction_factor=config.scheduler.reduction_factor,
+        )
+    else:
+        scheduler = FIFOScheduler()
+    callbacks = [
+        LeaderboardCallback(
+            str(run_dir), config.objective.metric, mode, config.epochs, space.resolve
+        ),
+        ProgressCallback(config.objective.metric, mode, config.epochs, TrialDescriber(space)),
+    ]
+    tune_config = tune.TuneConfig(
+        search_alg=searcher,
+        scheduler=scheduler,
+        num_samples=config.search.num_samples,
+        max_concurrent_trials=config.search.max_concurrent_trials or None,
+        time_budget_s=config.search.time_budget_s or None,
+    )
+    run_config = tune.RunConfig(
+        name=run_dir.name,
+        storage_path=str(run_dir.parent),
+        callbacks=callbacks,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
+        verbose=0,
+    )
+    return trainable, tune_config, run_config
+
+
+def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> RunSummary:
+    """Runs a search from the start.
+
+    Args:
+        config: The experiment.
+        address: Ray address (overrides ``config.address``); none = a local Ray.
+
+    Returns:
+        The summary of the run.
+
+    Raises:
+        ConfigError: A bad space, or the run folder already holds a search.
+        DataError: The data cannot be used.
+    """
+    from ray import tune
+
+    from pneumo_core.data import prepare_data
+    from search.searcher import make_sampler
+
+    run_dir = _local_run_dir(config)
+    if _has_tune_state(run_dir):
+        raise ConfigError(
+            "name",
+            f"{run_dir} already holds a search: `pneumo-search resume {run_dir}` continues it, "
+            "or pass --name NEW",
+        )
+    config = config.with_absolute_paths()
+    space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
+    validate_space(config, space)
+    make_sampler(config.search.sampler, config.search.seed)  # e.g. gp without PyTorch
+    data = prepare_data(config.data)  # checks the data and builds the node's cache once
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(config.to_yaml_dict(), sort_keys=False))
+    (run_dir / DATA_SUMMARY_FILE).write_text(json.dumps(data.summary, indent=2))
+    _init_ray(address or config.address)
+    trainable, tune_config, run_config = _tune_parts(config, space, run_dir)
+    tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+    return _fit(tuner, run_dir)
+
+
+def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> RunSummary:
+    """Finishes a search whose driver stopped (killed, Ctrl-C, machine restart).
+
+    Finished trials are kept as they are, unfinished ones continue from their last
+    checkpoint, and the Optuna searcher continues from its saved state.
+
+    Raises:
+        PneumoError: ``run_dir`` holds no resumable search.
+    """
+    from ray import tune
+
+    run_dir = Path(run_dir).expanduser().resolve()
+    if not (run_dir / EXPERIMENT_FILE).is_file() or not tune.Tuner.can_restore(str(run_dir)):
+        raise PneumoError(
+            f"{run_dir}: no resumable search here (no {EXPERIMENT_FILE} or Tune state)"
+        )
+    config = load_experiment(run_dir / EXPERIMENT_FILE)
+    space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
+    _init_ray(address or config.address)
+    trainable, _, _ = _tune_parts(config, space, run_dir)
+    tuner = tune.Tuner.restore(
+        str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=False
+    )
+    return _fit(tuner, run_dir)
+
+
+def _quiet_ray() -> None:
+    # The progress table reports trials, failures included, one line each; Ray's own
+    # per-trial tracebacks and checkpoint-frequency warnings stay in the run folder.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for name in ("ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _fit(tuner, run_dir: Path) -> RunSummary:
+    results = tuner.fit()
+    rows = read_csv_rows(run_dir / LEADERBOARD_FILE)
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    del results  # the leaderboard, written as trials ended, is the summary's source
+    best = rows[0] if rows and rows[0].get("rank") else None
+    return RunSummary(run_dir, counts, best, interrupted=counts.get("running", 0) > 0)

@@ -1,0 +1,118 @@
+"""Optuna inside Ray Tune: the sampler registry and a pruning-aware OptunaSearch."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from pneumo_core.errors import ConfigError
+
+__all__ = ["SAMPLERS", "PruningAwareOptunaSearch", "make_sampler", "make_searcher", "open_storage"]
+
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(
+        seed=seed,
+        independent_sampler=optuna.samplers.TPESampler(seed=seed),
+        warn_independent_sampling=False,
+    ),
+    "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
+    "gp": lambda seed: optuna.samplers.GPSampler(
+        seed=seed,
+        independent_sampler=optuna.samplers.TPESampler(seed=seed),
+        warn_independent_sampling=False,
+    ),
+}
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """Returns a seeded Optuna sampler.
+
+    Raises:
+        ConfigError: Unknown name; the message lists the valid ones.
+    """
+    if name not in SAMPLERS:
+        raise ConfigError(
+            "search.sampler", f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}"
+        )
+    if name == "gp" and importlib.util.find_spec("torch") is None:
+        raise ConfigError(
+            "search.sampler",
+            "gp needs PyTorch, which is not installed: pip install 'pneumo-search[gp]' "
+            "(or choose tpe, random, cmaes or qmc)",
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return SAMPLERS[name](seed)
+
+
+def open_storage(path: str | Path) -> optuna.storages.BaseStorage:
+    """Opens (or creates) the Optuna study database of a run (sqlite file)."""
+    return optuna.storages.RDBStorage(f"sqlite:///{Path(path).resolve()}")
+
+
+class PruningAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that records trials as Optuna sees them.
+
+    Ray's OptunaSearch tells Optuna ``COMPLETE`` for a trial ASHA stopped and, when a trial
+    that reported before fails, for that one too. Here a trial stopped before it finished
+    (its last result lacks ``trial_finished``, which the trial sets itself) is told
+    ``PRUNED`` after its last value is reported as an intermediate value (TPE uses those),
+    and a failed trial ``FAIL``, so optuna-dashboard shows them as they were.
+    """
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        ot_trial = self._ot_trials[trial_id]
+        if error:
+            state, values = optuna.trial.TrialState.FAIL, None
+        elif result and not result.get("trial_finished", False):
+            state, values = optuna.trial.TrialState.PRUNED, None
+            value, step = result.get(self._metric), result.get("training_iteration")
+            with contextlib.suppress(Exception):  # ASHA's last result skips on_trial_result
+                frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
+                if (
+                    value is not None
+                    and step is not None
+                    and step not in frozen.intermediate_values
+                ):
+                    ot_trial.report(float(value), int(step))
+        else:
+            return super().on_trial_complete(trial_id, result, error)
+        with contextlib.suppress(Exception):
+            self._ot_study.tell(ot_trial, values, state=state)
+        self._completed_trials.add(trial_id)
+        return None
+
+
+def make_searcher(
+    define_by_run: Callable[[Any], dict[str, Any]],
+    *,
+    metric: str,
+    mode: str,
+    sampler: str,
+    seed: int,
+    storage_path: str | Path,
+    study_name: str,
+) -> PruningAwareOptunaSearch:
+    """Builds the seeded Optuna searcher whose study is persisted in ``storage_path``."""
+    return PruningAwareOptunaSearch(
+        space=define_by_run,
+        metric=metric,
+        mode=mode,
+        sampler=make_sampler(sampler, seed),
+        seed=seed,
+        study_name=study_name,
+        storage=open_storage(storage_path),
+    )

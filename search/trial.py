@@ -1,0 +1,101 @@
+"""The Ray Tune trainable: one trial = one ``pneumo_core.train_model`` run.
+
+Runs in a Ray worker process. TensorFlow is imported here, inside the trial, never by the
+driver. Each epoch the trial checkpoints (weights, best weights, history) and reports every
+validation metric with ``ray.tune.report``; after a failure Ray restarts it from that
+checkpoint. A diverged run (NaN loss) raises, so Tune marks the trial failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+from typing import Any
+
+from pneumo_core.errors import TrainingError
+from search.config import ExperimentConfig
+from spaces import SearchSpace
+
+__all__ = ["TrialDiverged", "report_metrics", "run_trial"]
+
+
+class TrialDiverged(TrainingError):
+    """The trial's loss became NaN or infinite."""
+
+
+def report_metrics(state: Any, objective: str) -> dict[str, Any]:
+    """The metrics one epoch reports to Ray Tune (flat, numeric, NaN-free)."""
+    metrics: dict[str, Any] = {"epoch": state.epoch}
+    for key, value in state.row.items():
+        if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+            metrics[key] = float(value)
+    metrics["best_epoch"] = state.best_epoch
+    metrics[f"best_val_{objective}"] = (
+        float(state.best_value) if state.best_value is not None else float("nan")
+    )
+    metrics["param_count"] = int(state.model.count_params())
+    # Ray marks every last result `done`, also when ASHA stops a trial; this tells apart a
+    # trial that ended by itself (epoch budget or patience).
+    metrics["trial_finished"] = bool(state.finished)
+    return metrics
+
+
+def _configure_devices(tf) -> int:
+    """Sets TensorFlow threads from the trial's CPUs and GPU memory growth; returns CPUs."""
+    import ray
+
+    from pneumo_core.train.loop import configure_threads
+
+    assigned = ray.get_runtime_context().get_assigned_resources()
+    cpus = max(1, int(assigned.get("CPU", 1)))
+    configure_threads(cpus)
+    for gpu in tf.config.list_physical_devices("GPU"):
+        with contextlib.suppress(RuntimeError):  # already initialized
+            tf.config.experimental.set_memory_growth(gpu, True)
+    return cpus
+
+
+def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: SearchSpace) -> None:
+    """Trains the configuration sampled for this trial, reporting each epoch to Tune.
+
+    Args:
+        config: The trial's parameters as OptunaSearch produced them (Optuna names).
+        experiment: The experiment (bound with ``tune.with_parameters``), with absolute
+            paths.
+        space: The search space, as the driver built it.
+
+    Raises:
+        TrialDiverged: The loss became NaN (the trial is marked failed).
+    """
+    from pneumo_core.runtime import import_tensorflow
+
+    tf = import_tensorflow()
+    from ray import tune
+
+    from pneumo_core.data import prepare_data
+    from pneumo_core.train.loop import ResumeState, train_model
+
+    _configure_devices(tf)
+    train_config = experiment.trial_config(space.resolve(config), seed=experiment.search.seed)
+    data = prepare_data(train_config.data)  # the node's decoded-image cache
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    objective = train_config.objective.metric
+
+    def on_epoch(state) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            state.save(folder)
+            tune.report(
+                report_metrics(state, objective),
+                checkpoint=tune.Checkpoint.from_directory(folder),
+            )
+
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            resume = ResumeState.load(folder)
+            result = train_model(train_config, data, on_epoch=on_epoch, resume=resume)
+    else:
+        result = train_model(train_config, data, on_epoch=on_epoch)
+    if result.status == "nan_loss":
+        raise TrialDiverged(result.message)

@@ -20,6 +20,9 @@ class ConfigError(PneumoError, ValueError):
         self.message = message
         super().__init__(f"{key}: {message}" if key else message)
 
+    def __reduce__(self):  # picklable across processes (Ray ships trial errors)
+        return (type(self), (self.key, self.message))
+
     def under(self, prefix: str) -> ConfigError:
         """Returns the same error with ``prefix`` prepended to its key."""
         if not prefix:

@@ -23,17 +23,33 @@ __all__ = ["LeaderboardCallback", "ProgressCallback", "trial_error_message"]
 
 
 def trial_error_message(trial: Any) -> str:
-    """The root cause of a failed trial, in one line."""
+    """The root cause of a failed trial, in one line.
+
+    Reads the driver-side copy of the pickled error first (written before callbacks run;
+    the copy in the run folder is synced later), then the one in storage, then the text
+    trace.
+    """
+    error = None
+    local = getattr(trial, "pickled_error_file", None)
     try:
-        error = trial.get_pickled_error()
+        if local and Path(local).is_file():
+            import cloudpickle
+
+            error = cloudpickle.loads(Path(local).read_bytes())
+        else:
+            error = trial.get_pickled_error()
     except Exception:
         error = None
     cause = getattr(error, "cause", None) or error
     if cause is not None:
         text = str(cause).strip().splitlines()
         return f"{type(cause).__name__}: {text[-1] if text else ''}".strip()
+    local_text = getattr(trial, "error_file", None)
     try:
-        trace = str(trial.get_error() or "").strip().splitlines()
+        if local_text and Path(local_text).is_file():
+            trace = Path(local_text).read_text().strip().splitlines()
+        else:
+            trace = str(trial.get_error() or "").strip().splitlines()
     except Exception:
         trace = []
     return trace[-1] if trace else "failed"

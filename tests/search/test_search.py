@@ -1,0 +1,84 @@
+"""A real search: Ray Tune + Optuna + Keras on real chest X-rays (chest_xray_mini, 32 px)."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from pneumo_core.configuration import from_dict
+from results.leaderboard import read_csv_rows
+from search.config import ExperimentConfig
+from search.runner import run_experiment
+from tests.search.conftest import experiment_dict
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def six_trial_run(mini_root, tmp_path_factory):
+    import ray
+
+    out = tmp_path_factory.mktemp("runs") / "six"
+    config = from_dict(ExperimentConfig, experiment_dict(mini_root, out))
+    try:
+        summary = run_experiment(config)
+    finally:
+        ray.shutdown()
+    return summary, out
+
+
+def test_six_trials_complete_with_a_consistent_leaderboard(six_trial_run):
+    summary, out = six_trial_run
+    rows = read_csv_rows(out / "leaderboard.csv")
+    assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6
+    assert {r["status"] for r in rows} <= {"completed", "stopped_early", "failed"}
+    ranked = [r for r in rows if r["rank"]]
+    assert [int(r["rank"]) for r in ranked] == list(range(1, len(ranked) + 1))
+    objectives = [float(r["objective"]) for r in ranked]
+    assert objectives == sorted(objectives, reverse=True)
+    history = read_csv_rows(out / "trials.csv")
+    for row in rows:
+        epochs = [h for h in history if h["trial_id"] == row["trial_id"]]
+        assert len(epochs) == int(row["epochs_run"])
+        if row["rank"]:
+            best = max(epochs, key=lambda h: float(h["val_rw_auc"]))
+            assert float(best["val_rw_auc"]) == pytest.approx(float(row["objective"]))
+            assert int(row["best_epoch"]) == int(best["epoch"])
+            assert 0.0 <= float(row["auc"]) <= 1.0
+        assert row["model.name"] == "cnn" and float(row["training.learning_rate"]) > 0
+    assert summary.counts == {s: sum(r["status"] == s for r in rows) for s in summary.counts}
+    for name in ("experiment.yaml", "data_summary.json", "optuna.db"):
+        assert (out / name).is_file()
+
+
+def test_asha_stops_a_trial_early_and_optuna_records_it_as_pruned(six_trial_run):
+    _, out = six_trial_run
+    rows = read_csv_rows(out / "leaderboard.csv")
+    stopped = [r for r in rows if r["status"] == "stopped_early"]
+    assert stopped, "ASHA (grace 1, reduction 2) stopped no trial"
+    assert all(int(r["epochs_run"]) < 3 and r["stop_reason"] == "asha" for r in stopped)
+    completed = [r for r in rows if r["status"] == "completed"]
+    assert all(int(r["epochs_run"]) == 3 for r in completed)
+    study = optuna.load_study(study_name="six", storage=f"sqlite:///{out / 'optuna.db'}")
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 6 and "RUNNING" not in states
+    assert states.count("PRUNED") == len(stopped)
+    assert states.count("COMPLETE") == len(completed)
+    assert states.count("FAIL") == sum(r["status"] == "failed" for r in rows)
+    for trial in study.trials:
+        if trial.state.name == "COMPLETE":
+            assert math.isfinite(trial.value)
+
+
+def test_a_trial_that_raises_is_failed_and_the_rest_finish(six_trial_run):
+    _, out = six_trial_run
+    rows = read_csv_rows(out / "leaderboard.csv")
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert failed, "the 8-block option at 32 px should fail"
+    for row in failed:
+        assert row["model.params.num_blocks"] == "8"
+        assert "too small" in row["error"] and row["rank"] == ""
+    assert all(r["model.params.num_blocks"] != "8" for r in rows if r["status"] != "failed")
+    assert len(rows) - len(failed) >= 3

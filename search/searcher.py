@@ -69,6 +69,28 @@ class PruningAwareOptunaSearch(OptunaSearch):
     and a failed trial ``FAIL``, so optuna-dashboard shows them as they were.
     """
 
+    def restore(self, checkpoint_path: str) -> None:
+        """Restores the searcher after a driver stopped; fails its orphaned Optuna trials.
+
+        A trial asked from Optuna after the searcher's last saved state, or one whose
+        driver died, would stay RUNNING in the study forever (Optuna's heartbeat does not
+        run under Ray Tune). Any RUNNING trial the restored searcher does not track is
+        told FAIL, with the reason in its system attributes.
+        """
+        super().restore(checkpoint_path)
+        tracked = {t._trial_id for t in self._ot_trials.values()}
+        running = self._ot_study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+        )
+        for frozen in running:
+            if frozen._trial_id in tracked:
+                continue
+            with contextlib.suppress(Exception):
+                self._ot_study._storage.set_trial_system_attr(
+                    frozen._trial_id, "fail_reason", "the search driver stopped during it"
+                )
+                self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:

@@ -1,0 +1,83 @@
+"""The driver killed mid-search (SIGKILL), then `pneumo-search resume`: nothing lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from results.leaderboard import read_csv_rows
+from tests.conftest import REPO
+from tests.search.conftest import TINY_SPACE, experiment_dict, kill_marked, write_experiment
+
+pytestmark = pytest.mark.slow
+
+ENDED = {"completed", "stopped_early", "failed"}
+
+
+def test_killed_driver_then_resume_keeps_every_trial_once(mini_root, tmp_path, cli_env):
+    out = tmp_path / "runs" / "killed"
+    data = experiment_dict(mini_root, out, num_samples=6, max_concurrent_trials=1)
+    data["space"] = {**TINY_SPACE, "model.name": {"choice": {"cnn": {
+        **TINY_SPACE["model.name"]["choice"]["cnn"], "model.params.num_blocks": {"choice": [2, 3]},
+    }}}}  # fmt: skip
+    experiment = write_experiment(tmp_path / "killed.yaml", data)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "search.cli", "run", str(experiment)],
+        cwd=REPO, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 300
+    finished: list[dict] = []
+    while time.time() < deadline:
+        rows = read_csv_rows(out / "leaderboard.csv")
+        finished = [r for r in rows if r["status"] in ENDED]
+        if len(finished) >= 2:
+            break
+        assert driver.poll() is None, "the driver ended before two trials finished"
+        time.sleep(0.5)
+    assert len(finished) >= 2, "two trials did not finish in time"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    kill_marked(cli_env["PNEUMO_TEST_MARKER"])  # the dead driver's Ray processes
+    before = {r["trial_id"]: r for r in read_csv_rows(out / "leaderboard.csv")}
+    history_before = read_csv_rows(out / "trials.csv")
+    done_before = {t for t, r in before.items() if r["status"] in ENDED}
+    assert len(before) < 6 or any(r["status"] == "running" for r in before.values())
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "search.cli", "resume", str(out)],
+        cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    rows = read_csv_rows(out / "leaderboard.csv")
+    ids = [r["trial_id"] for r in rows]
+    assert len(ids) == 6 and len(set(ids)) == 6, ids
+    assert all(r["status"] in ENDED for r in rows)
+    after = {r["trial_id"]: r for r in rows}
+    for trial_id in done_before:  # finished before the kill: kept as they were
+        for key in ("status", "objective", "epochs_run", "best_epoch"):
+            assert after[trial_id][key] == before[trial_id][key], (trial_id, key)
+    history = read_csv_rows(out / "trials.csv")
+    for trial_id in done_before:
+        old = [h for h in history_before if h["trial_id"] == trial_id]
+        new = [h for h in history if h["trial_id"] == trial_id]
+        assert new == old, f"{trial_id} was trained again"
+    for row in rows:
+        epochs = [int(h["epoch"]) for h in history if h["trial_id"] == row["trial_id"]]
+        assert epochs == list(range(1, int(row["epochs_run"]) + 1)), (row["trial_id"], epochs)
+    # the searcher continued the same Optuna study instead of starting a new one
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}")
+    numbers = [t.number for t in study.trials]
+    assert numbers == list(range(len(numbers))) and len(numbers) >= 6
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states, states  # no orphan left RUNNING after the kill
+    assert sum(s in ("COMPLETE", "PRUNED") for s in states) == sum(
+        r["status"] in ("completed", "stopped_early") for r in rows
+    )

@@ -109,15 +109,12 @@ def _init_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     runtime_env = {"env_vars": WORKER_ENV}
+    quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "runtime_env": runtime_env}
     if address:
-        ray.init(address=address, log_to_driver=False, runtime_env=runtime_env)
+        ray.init(address=address, **quiet)
     else:
-        ray.init(
-            include_dashboard=False,
-            log_to_driver=False,
-            runtime_env=runtime_env,
-            _node_ip_address="127.0.0.1",
-        )
+        # A local Ray listens on the loopback interface only.
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
 
 
 def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):

@@ -81,6 +81,8 @@ class ResumeState:
         folder = Path(folder)
         state = json.loads((folder / _STATE_FILE).read_text())
         best = folder / _BEST_FILE
+        if not best.is_file() and state["best_epoch"] == state["epochs_done"]:
+            best = folder / _WEIGHTS_FILE  # the last epoch was the best: one file for both
         return cls(
             epochs_done=int(state["epochs_done"]),
             history=list(state["history"]),
@@ -116,11 +118,14 @@ class EpochState:
     finished: bool = False
 
     def save(self, folder: str | Path) -> None:
-        """Writes weights, best weights and history so :class:`ResumeState` can resume."""
+        """Writes weights, best weights and history so :class:`ResumeState` can resume.
+
+        When this epoch is the best so far, one weights file stands for both.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_weights(folder / _WEIGHTS_FILE)
-        if self.best_weights is not None:
+        if self.best_weights is not None and self.best_epoch != self.epoch:
             current = self.model.get_weights()
             self.model.set_weights(self.best_weights)
             self.model.save_weights(folder / _BEST_FILE)

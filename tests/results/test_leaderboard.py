@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from pneumo_core.errors import PneumoError
+from results.board_view import render_leaderboard
+from results.leaderboard import TrialRecord, leaderboard_rows, read_csv_rows, write_csv_atomic
+
+
+def record(trial_id: str, values: list[float], status="completed", **params) -> TrialRecord:
+    r = TrialRecord(trial_id, params=params or {"model.name": "cnn"}, status=status)
+    for epoch, value in enumerate(values, start=1):
+        r.add_epoch({"epoch": epoch, "val_rw_auc": value, "val_auc": value / 2})
+    return r
+
+
+def test_ranking_uses_best_epoch_and_puts_nan_and_failures_last():
+    rows = leaderboard_rows(
+        [
+            record("t3", [0.7, 0.9, 0.8]),
+            record("t1", [math.nan, math.nan]),
+            record("t2", [0.95]),
+            record("t4", [], status="failed"),
+            record("t0", [0.9]),  # ties t3 at 0.9: trial id decides
+        ],
+        "rw_auc",
+        "max",
+    )
+    assert [r["trial_id"] for r in rows] == ["t2", "t0", "t3", "t1", "t4"]
+    assert [r["rank"] for r in rows] == [1, 2, 3, "", ""]
+    t3 = rows[2]
+    assert (t3["objective"], t3["best_epoch"], t3["epochs_run"], t3["auc"]) == (0.9, 2, 3, 0.45)
+
+
+def test_min_mode_and_retried_epochs_are_not_duplicated():
+    r = record("a", [0.5, 0.4])
+    r.add_epoch({"epoch": 2, "val_log_loss": 0.3, "val_rw_auc": 0.4})  # retried epoch 2
+    r.history[0]["val_log_loss"] = 0.6
+    rows = leaderboard_rows([r], "log_loss", "min")
+    assert rows[0]["epochs_run"] == 2 and rows[0]["objective"] == 0.3
+
+
+def test_atomic_write_round_trips(tmp_path):
+    trial = record("x", [0.8], **{"model.params.dense_units": [64, 32]})
+    rows = leaderboard_rows([trial], "rw_auc", "max")
+    write_csv_atomic(tmp_path / "leaderboard.csv", rows)
+    back = read_csv_rows(tmp_path / "leaderboard.csv")
+    assert back[0]["trial_id"] == "x"
+    assert json.loads(back[0]["model.params.dense_units"]) == [64, 32]
+    assert [p.name for p in tmp_path.iterdir()] == ["leaderboard.csv"]  # no temp file left
+
+
+def test_render_formats(tmp_path):
+    rows = leaderboard_rows(
+        [record("1e5", [0.8]), record("abc", [0.9]), record("zzz", [0.7])], "rw_auc", "max"
+    )
+    write_csv_atomic(tmp_path / "leaderboard.csv", rows)
+    table = render_leaderboard(tmp_path, top=2)
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["rank", "trial_id", "status"]
+    assert len(lines) == 3 and lines[1].split()[1] == "abc" and lines[2].split()[1] == "1e5"
+    as_json = json.loads(render_leaderboard(tmp_path, top=0, fmt="json"))
+    assert [r["trial_id"] for r in as_json] == ["abc", "1e5", "zzz"]
+    by_id = render_leaderboard(tmp_path, top=0, sort="trial_id", fmt="csv").splitlines()
+    assert [line.split(",")[1] for line in by_id[1:]] == ["1e5", "abc", "zzz"]
+    with pytest.raises(PneumoError, match="unknown column 'nope'"):
+        render_leaderboard(tmp_path, sort="nope")
+    with pytest.raises(PneumoError, match="no leaderboard"):
+        render_leaderboard(tmp_path / "missing")

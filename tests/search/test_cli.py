@@ -1,0 +1,82 @@
+"""The search CLI: one-line errors before anything launches, and the listing commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.search.conftest import experiment_dict, write_experiment
+
+
+def cli(*args: str, env=None, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "search.cli", *args],
+        cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env,
+    )  # fmt: skip
+
+
+def one_line_error(proc) -> str:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("pneumo-search: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"searchh": {}}, "searchh: unknown key; valid keys here: address, augment"),
+        ({"search": {"sampler": "grid"}}, "search.sampler: got str 'grid'; valid values"),
+        ({"space": {"training.learning_rate": {"float": [0.1, 0.01]}}},
+         "space.training.learning_rate: impossible range [0.1, 0.01]"),
+        ({"space": "nonexistent"}, "space: unknown space 'nonexistent'; valid: cnn"),
+        ({"space": {"training.batch_sz": {"choice": [8]}}},
+         "space (training.batch_sz): unknown key; valid keys here: batch_size"),
+        ({"resources": {"cpu": 0}}, "resources.cpu: must be > 0"),
+        ({"data": {"root": "/no/such/folder"}}, "data folder not found: /no/such/folder"),
+    ],
+)  # fmt: skip
+def test_bad_experiments_fail_in_one_line_before_launch(mini_root, tmp_path, change, fragment):
+    data = experiment_dict(mini_root, tmp_path / "runs" / "bad")
+    for key, value in change.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict) and key != "space":
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    line = one_line_error(cli("run", str(write_experiment(tmp_path / "bad.yaml", data))))
+    assert fragment in line
+    assert not (tmp_path / "runs" / "bad" / "tuner.pkl").exists()
+
+
+def test_yaml_python_tag_is_refused(tmp_path):
+    bad = tmp_path / "evil.yaml"
+    bad.write_text("name: x\nspace: !!python/object/apply:os.system ['true']\n")
+    assert "not valid YAML" in one_line_error(cli("run", str(bad)))
+
+
+def test_resume_of_a_folder_without_a_search(tmp_path):
+    assert "no resumable search here" in one_line_error(cli("resume", str(tmp_path)))
+
+
+def test_listing_commands():
+    spaces = cli("spaces")
+    assert spaces.returncode == 0
+    assert {line.split()[0] for line in spaces.stdout.splitlines()} >= {
+        "cnn", "transfer", "combined", "seeds", "quickstart"
+    }  # fmt: skip
+    models = cli("models").stdout.split()
+    assert "mobilenet" in models and "cnn" in models
+    assert "rw_auc" in cli("metrics").stdout
+
+
+def test_shipped_experiments_are_valid():
+    from search.config import load_experiment
+
+    for name in ("quickstart.yaml", "kermany.yaml"):
+        config = load_experiment(REPO / "search" / name)
+        assert yaml.safe_load((REPO / "search" / name).read_text())["name"] == config.name

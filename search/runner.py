@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,7 +217,7 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
     _init_ray(address or config.address)
     trainable, tune_config, run_config = _tune_parts(config, space, run_dir)
     tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
-    return _fit(tuner, run_dir)
+    return _fit(tuner, run_dir, config)
 
 
 def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> RunSummary:
@@ -242,7 +243,7 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
     tuner = tune.Tuner.restore(
         str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=False
     )
-    return _fit(tuner, run_dir)
+    return _fit(tuner, run_dir, config)
 
 
 def _quiet_ray() -> None:
@@ -254,12 +255,22 @@ def _quiet_ray() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _fit(tuner, run_dir: Path) -> RunSummary:
+def _fit(tuner, run_dir: Path, config: ExperimentConfig) -> RunSummary:
+    start = time.monotonic()
     results = tuner.fit()
+    elapsed = time.monotonic() - start
+    del results  # the leaderboard, written as trials ended, is the summary's source
     rows = read_csv_rows(run_dir / LEADERBOARD_FILE)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    del results  # the leaderboard, written as trials ended, is the summary's source
+    ended = len(rows) - counts.get("running", 0)
+    budget = config.search.time_budget_s
+    budget_spent = bool(budget) and elapsed >= 0.95 * budget
+    # Ray Tune returns normally after Ctrl-C; a search that ended with trials unfinished
+    # or fewer trials than asked for (and budget left) was interrupted.
+    interrupted = counts.get("running", 0) > 0 or (
+        config.search.num_samples != -1 and ended < config.search.num_samples and not budget_spent
+    )
     best = rows[0] if rows and rows[0].get("rank") else None
-    return RunSummary(run_dir, counts, best, interrupted=counts.get("running", 0) > 0)
+    return RunSummary(run_dir, counts, best, interrupted=interrupted)

@@ -17,3 +17,25 @@ def test_cache_speed_quick(mini_root):
     assert proc.returncode == 0, proc.stderr
     ratio = float(re.search(r"ratio uncached / cached\s*:\s*([\d.]+)x", proc.stdout).group(1))
     assert ratio > 1.0, proc.stdout  # the cache must at least beat decoding
+
+
+def run_quick(script: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), "--quick"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_trial_overhead_quick(mini_root):
+    out = run_quick("trial_overhead.py")
+    ratio = float(re.search(r"ratio trial / direct\s*:\s*([\d.]+)", out).group(1))
+    assert 0.2 < ratio < 5.0, out  # both sides ran and were timed
+
+
+def test_memory_flat_quick(mini_root):
+    out = run_quick("memory_flat.py")
+    assert re.search(r"after trial\s+1 ended", out), out
+    ratio = float(re.search(r"ratio last \d / first \d ends\s*:\s*([\d.]+)", out).group(1))
+    assert ratio > 0.0

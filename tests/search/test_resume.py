@@ -81,3 +81,40 @@ def test_killed_driver_then_resume_keeps_every_trial_once(mini_root, tmp_path, c
     assert sum(s in ("COMPLETE", "PRUNED") for s in states) == sum(
         r["status"] in ("completed", "stopped_early") for r in rows
     )
+
+
+def test_ctrl_c_stops_cleanly_and_resume_finishes(mini_root, tmp_path, cli_env):
+    out = tmp_path / "runs" / "interrupted"
+    data = experiment_dict(mini_root, out, num_samples=4, max_concurrent_trials=1)
+    data["space"] = {
+        "model.name": "cnn",
+        "model.params.num_blocks": 2,
+        "model.params.filters": {"choice": [4, 8]},
+        "training.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
+    }
+    experiment = write_experiment(tmp_path / "interrupted.yaml", data)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "search.cli", "run", str(experiment)],
+        cwd=REPO, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        rows = read_csv_rows(out / "leaderboard.csv")
+        if any(r["status"] in ENDED for r in rows):
+            break
+        assert driver.poll() is None, "the driver ended before a trial finished"
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C in a terminal signals the whole group
+    stdout, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 130, (stdout[-2000:], stderr[-2000:])
+    assert f"pneumo-search resume {out}" in stdout
+    assert "Traceback" not in stderr
+    resumed = subprocess.run(
+        [sys.executable, "-m", "search.cli", "resume", str(out)],
+        cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = read_csv_rows(out / "leaderboard.csv")
+    assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4
+    assert all(r["status"] in ENDED for r in rows)

@@ -74,9 +74,17 @@ def test_listing_commands():
     assert "rw_auc" in cli("metrics").stdout
 
 
-def test_shipped_experiments_are_valid():
+def test_shipped_experiments_are_valid(monkeypatch):
     from search.config import load_experiment
+    from search.runner import validate_space
+    from spaces import SpaceContext, build_space
 
+    monkeypatch.chdir(REPO)  # their weights folder is relative to the repository
     for name in ("quickstart.yaml", "kermany.yaml"):
-        config = load_experiment(REPO / "search" / name)
+        config = load_experiment(REPO / "search" / name).with_absolute_paths()
         assert yaml.safe_load((REPO / "search" / name).read_text())["name"] == config.name
+        space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
+        validate_space(config, space, samples=40)
+        assert "model.params.alpha@mobilenet" in space.names() or any(
+            "mobilenet.imagenet" in n for n in space.names()
+        )  # the shared MobileNet weights are found

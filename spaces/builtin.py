@@ -43,6 +43,7 @@ def cnn_options() -> dict[str, Any]:
         "model.params.dense_units": {"choice": [[64], [128], [128, 64]]},
         "model.params.dropout": {"float": [0.0, 0.6]},
         "model.params.l2": {"choice": [0.0, 1.0e-5, 1.0e-4]},
+        "model.params.normalization": {"choice": ["unit", "per_image"]},
     }
 
 

@@ -55,6 +55,8 @@ class CNNParams:
         dropout: Dropout after each hidden dense layer.
         activation: Activation of convolutions and dense layers.
         l2: L2 weight decay on every kernel.
+        normalization: Input scaling inside the model: ``unit`` ([0, 1]), ``tf``
+            ([-1, 1]) or ``per_image`` (each image to zero mean, unit variance).
     """
 
     preset: str | None = None
@@ -73,6 +75,7 @@ class CNNParams:
     dropout: float = 0.5
     activation: Literal["relu", "elu", "swish", "gelu"] = "relu"
     l2: float = 0.0
+    normalization: Literal["unit", "tf", "per_image"] = "unit"
 
     def __post_init__(self) -> None:
         require(
@@ -126,7 +129,7 @@ def build_cnn(params: CNNParams, input_shape, num_classes: int, weights=None):
     pooled = set(range(len(blocks)) if p.pool_blocks is None else p.pool_blocks)
     regularizer = keras.regularizers.L2(p.l2) if p.l2 > 0 else None
     inputs = keras.Input(shape=input_shape, name="image")
-    x = input_normalization(inputs, "unit")
+    x = input_normalization(inputs, p.normalization)
     for b, filters in enumerate(blocks):
         for c in range(p.convs_per_block):
             if p.padding == "valid" and min(x.shape[1], x.shape[2]) < p.kernel_size:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["ReverseChannels", "input_normalization"]
+__all__ = ["PerImageStandardization", "ReverseChannels", "input_normalization"]
 
 _IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 _IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -22,13 +22,24 @@ class ReverseChannels(keras.layers.Layer):
         return keras.ops.flip(inputs, axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="pneumo_core")
+class PerImageStandardization(keras.layers.Layer):
+    """Scales each image to zero mean and unit variance (evens out exposure differences)."""
+
+    def call(self, inputs):
+        mean = keras.ops.mean(inputs, axis=(1, 2, 3), keepdims=True)
+        std = keras.ops.std(inputs, axis=(1, 2, 3), keepdims=True)
+        return (inputs - mean) / keras.ops.maximum(std, 1e-3)
+
+
 def input_normalization(x, mode: str):
     """Applies a backbone's input normalization to images with values in [0, 255].
 
     Args:
         x: A Keras tensor.
-        mode: ``unit`` ([0, 1]), ``tf`` ([-1, 1]), ``torch`` (ImageNet mean/std),
-            ``caffe`` (BGR, ImageNet mean subtracted) or ``none``.
+        mode: ``unit`` ([0, 1]), ``tf`` ([-1, 1]), ``per_image`` (each image to zero mean
+            and unit variance), ``torch`` (ImageNet mean/std), ``caffe`` (BGR, ImageNet
+            mean subtracted) or ``none``.
 
     Returns:
         The normalized tensor.
@@ -37,6 +48,8 @@ def input_normalization(x, mode: str):
         return keras.layers.Rescaling(1.0 / 255.0, name="normalize")(x)
     if mode == "tf":
         return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalize")(x)
+    if mode == "per_image":
+        return PerImageStandardization(name="normalize")(x)
     if mode == "torch":
         x = keras.layers.Rescaling(1.0 / 255.0, name="to_unit")(x)
         variance = [s * s for s in _IMAGENET_STD_RGB]

@@ -126,3 +126,21 @@ def test_weight_file_names_follow_keras(name):
     params = spec.params_class()
     files = spec.weight_files(params, 224)
     assert files[0].endswith(".h5") and ("no_top" in files[0] or "notop" in files[0])
+
+
+@pytest.mark.parametrize("normalization", ["unit", "tf", "per_image"])
+def test_cnn_normalization_survives_a_safe_mode_round_trip(tmp_path, normalization):
+    import keras
+
+    params = {"num_blocks": 1, "filters": 4, "dense_units": [4], "normalization": normalization}
+    model = create_model("cnn", params, (16, 16, 1), 2)
+    x = np.random.default_rng(1).uniform(0, 255, (3, 16, 16, 1)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-5)
+    normalized = model.get_layer("normalize")(x)
+    if normalization == "per_image":
+        np.testing.assert_allclose(np.mean(normalized, axis=(1, 2, 3)), 0.0, atol=1e-4)
+    else:
+        low = 0.0 if normalization == "unit" else -1.0
+        assert float(np.min(normalized)) >= low - 1e-6 and float(np.max(normalized)) <= 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -129,3 +130,27 @@ def test_cli_errors_are_one_line(tmp_path):
         proc.stderr.strip()
         == f"pneumo-search: error: data folder not found: {tmp_path / 'missing'}"
     )
+
+
+def test_resume_from_an_epoch_checkpoint_trains_only_the_rest(mini64, tmp_path):
+    from pneumo_core.train.loop import ResumeState
+
+    saved = []
+
+    def checkpoint(state):
+        folder = tmp_path / f"epoch{state.epoch}"
+        state.save(folder)
+        saved.append((state.epoch, state.finished, folder))
+
+    config = small_cnn(epochs=3, early_stopping_patience=0)
+    full = train_model(config, mini64, on_epoch=checkpoint)
+    assert [(e, f) for e, f, _ in saved] == [(1, False), (2, False), (3, True)]
+    resume = ResumeState.load(saved[0][2])
+    assert resume.epochs_done == 1 and resume.best_weights_path is not None
+    resumed = train_model(config, mini64, resume=resume)
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    same = json.dumps(resumed.history[0], sort_keys=True) == json.dumps(
+        full.history[0], sort_keys=True
+    )
+    assert same  # epoch 1 came from the checkpoint (NaN-aware comparison)
+    assert resumed.epochs_run == 3 and resumed.best_epoch in (1, 2, 3)

@@ -118,24 +118,31 @@ def _init_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
 
 
+def _trainable(config: ExperimentConfig, space: SearchSpace):
+    from ray import tune
+
+    from search.trial import run_trial
+
+    resources = {"cpu": config.resources.cpu}
+    if config.resources.gpu:
+        resources["gpu"] = config.resources.gpu
+    return tune.with_resources(
+        tune.with_parameters(run_trial, experiment=config, space=space), resources
+    )
+
+
 def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from search.callbacks import LeaderboardCallback, ProgressCallback
     from search.searcher import make_searcher
-    from search.trial import run_trial
 
     # Searcher and ASHA follow the best value so far: the epoch whose weights a trial keeps,
     # and what the leaderboard ranks by.
     metric = f"best_val_{config.objective.metric}"
     mode = config.objective.mode
-    resources = {"cpu": config.resources.cpu}
-    if config.resources.gpu:
-        resources["gpu"] = config.resources.gpu
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, experiment=config, space=space), resources
-    )
+    trainable = _trainable(config, space)
     searcher = make_searcher(
         space.define_by_run,
         metric=metric,
@@ -239,7 +246,8 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
     config = load_experiment(run_dir / EXPERIMENT_FILE)
     space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
     _init_ray(address or config.address)
-    trainable, _, _ = _tune_parts(config, space, run_dir)
+    # Searcher, scheduler and callbacks come back from the run folder's saved state.
+    trainable = _trainable(config, space)
     tuner = tune.Tuner.restore(
         str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=False
     )

@@ -20,6 +20,22 @@ pytestmark = pytest.mark.slow
 ENDED = {"completed", "stopped_early", "failed"}
 
 
+def start_driver(experiment, env, ended: int, out, **popen) -> subprocess.Popen:
+    """Starts `pneumo-search run` and returns once `ended` trials have ended."""
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "search.cli", "run", str(experiment)],
+        cwd=REPO, env=env, start_new_session=True, **popen,
+    )  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        rows = read_csv_rows(out / "leaderboard.csv")
+        if sum(r["status"] in ENDED for r in rows) >= ended:
+            return driver
+        assert driver.poll() is None, f"the driver ended before {ended} trials ended"
+        time.sleep(0.5)
+    raise AssertionError(f"{ended} trials did not end in time")
+
+
 def test_killed_driver_then_resume_keeps_every_trial_once(mini_root, tmp_path, cli_env):
     out = tmp_path / "runs" / "killed"
     data = experiment_dict(mini_root, out, num_samples=6, max_concurrent_trials=1)
@@ -27,21 +43,9 @@ def test_killed_driver_then_resume_keeps_every_trial_once(mini_root, tmp_path, c
         **TINY_SPACE["model.name"]["choice"]["cnn"], "model.params.num_blocks": {"choice": [2, 3]},
     }}}}  # fmt: skip
     experiment = write_experiment(tmp_path / "killed.yaml", data)
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "search.cli", "run", str(experiment)],
-        cwd=REPO, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )  # fmt: skip
-    deadline = time.time() + 300
-    finished: list[dict] = []
-    while time.time() < deadline:
-        rows = read_csv_rows(out / "leaderboard.csv")
-        finished = [r for r in rows if r["status"] in ENDED]
-        if len(finished) >= 2:
-            break
-        assert driver.poll() is None, "the driver ended before two trials finished"
-        time.sleep(0.5)
-    assert len(finished) >= 2, "two trials did not finish in time"
+    driver = start_driver(
+        experiment, cli_env, 2, out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     kill_marked(cli_env["PNEUMO_TEST_MARKER"])  # the dead driver's Ray processes
@@ -93,18 +97,9 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(mini_root, tmp_path, cli_env):
         "training.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
     }
     experiment = write_experiment(tmp_path / "interrupted.yaml", data)
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "search.cli", "run", str(experiment)],
-        cwd=REPO, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        rows = read_csv_rows(out / "leaderboard.csv")
-        if any(r["status"] in ENDED for r in rows):
-            break
-        assert driver.poll() is None, "the driver ended before a trial finished"
-        time.sleep(0.5)
+    driver = start_driver(
+        experiment, cli_env, 1, out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C in a terminal signals the whole group
     stdout, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 130, (stdout[-2000:], stderr[-2000:])

@@ -20,6 +20,15 @@ pytestmark = pytest.mark.slow
 ENDED = {"completed", "stopped_early", "failed"}
 
 
+def resume_to_the_end(out, env) -> None:
+    """Runs `pneumo-search resume OUT` and checks it finished."""
+    resumed = subprocess.run(
+        [sys.executable, "-m", "search.cli", "resume", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+
 def start_driver(experiment, env, ended: int, out, **popen) -> subprocess.Popen:
     """Starts `pneumo-search run` and returns once `ended` trials have ended."""
     driver = subprocess.Popen(
@@ -54,11 +63,7 @@ def test_killed_driver_then_resume_keeps_every_trial_once(mini_root, tmp_path, c
     done_before = {t for t, r in before.items() if r["status"] in ENDED}
     assert len(before) < 6 or any(r["status"] == "running" for r in before.values())
 
-    resumed = subprocess.run(
-        [sys.executable, "-m", "search.cli", "resume", str(out)],
-        cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resume_to_the_end(out, cli_env)
 
     rows = read_csv_rows(out / "leaderboard.csv")
     ids = [r["trial_id"] for r in rows]
@@ -105,11 +110,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(mini_root, tmp_path, cli_env):
     assert driver.returncode == 130, (stdout[-2000:], stderr[-2000:])
     assert f"pneumo-search resume {out}" in stdout
     assert "Traceback" not in stderr
-    resumed = subprocess.run(
-        [sys.executable, "-m", "search.cli", "resume", str(out)],
-        cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resume_to_the_end(out, cli_env)
     rows = read_csv_rows(out / "leaderboard.csv")
     assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4
     assert all(r["status"] in ENDED for r in rows)

@@ -34,6 +34,10 @@ def import_tensorflow(quiet: bool = True) -> ModuleType:
         os.dup2(held.fileno(), 2)
         try:
             import tensorflow
+
+            # Probing for GPUs prints "failed call to cuInit" on machines without one;
+            # listing devices does not initialize them (memory growth can still be set).
+            tensorflow.config.list_physical_devices("GPU")
         except BaseException:
             os.dup2(saved, 2)
             held.seek(0)

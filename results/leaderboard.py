@@ -28,7 +28,9 @@ __all__ = [
     "TRIALS_FILE",
     "TrialRecord",
     "leaderboard_rows",
+    "parse_cell",
     "read_csv_rows",
+    "row_params",
     "write_csv_atomic",
 ]
 
@@ -158,3 +160,21 @@ def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
         return []
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def parse_cell(text: str) -> Any:
+    """Reads back a value written to a CSV cell (numbers, JSON lists, booleans, text)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "nan":
+        return math.nan
+    return text
+
+
+def row_params(row: dict[str, str]) -> dict[str, Any]:
+    """The hyperparameters of a leaderboard row: its dotted columns that hold a value."""
+    return {k: parse_cell(v) for k, v in row.items() if "." in k and v not in ("", None)}

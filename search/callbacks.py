@@ -15,7 +15,9 @@ from results.leaderboard import (
     TRIALS_FILE,
     TrialRecord,
     leaderboard_rows,
+    parse_cell,
     read_csv_rows,
+    row_params,
     write_csv_atomic,
 )
 
@@ -95,9 +97,9 @@ class LeaderboardCallback(Callback):
             record.wall_time_s = _number(row.get("wall_time_s")) or 0.0
             count = _number(row.get("param_count"))
             record.param_count = int(count) if count is not None else None
-            record.params = {k: _parse(v) for k, v in row.items() if "." in k and v != ""}
+            record.params = row_params(row)
         for row in read_csv_rows(folder / TRIALS_FILE):
-            parsed = {k: _parse(v) for k, v in row.items() if k != "trial_id" and v != ""}
+            parsed = {k: parse_cell(v) for k, v in row.items() if k != "trial_id" and v != ""}
             self._record(row["trial_id"]).add_epoch(parsed)
 
     def _record(self, trial_id: str) -> TrialRecord:
@@ -180,20 +182,6 @@ def _number(text: Any) -> float | None:
         return float(text)
     except (TypeError, ValueError):
         return None
-
-
-def _parse(text: str) -> Any:
-    import json
-
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    if text in ("True", "False"):
-        return text == "True"
-    if text == "nan":
-        return math.nan
-    return text
 
 
 class ProgressCallback(Callback):

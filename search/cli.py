@@ -155,6 +155,66 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_final(args: argparse.Namespace) -> int:
+    from results.final import FinalOptions, run_final
+
+    options = FinalOptions(
+        top=args.top,
+        seeds=args.seeds,
+        target_sensitivity=args.target_sensitivity,
+        epochs=args.epochs,
+    )
+    _quiet_tensorflow()
+    outcome = run_final(args.run_dir, options)
+    report = outcome.report
+    test = report["test"]["metrics"]
+
+    def show(name: str) -> str:
+        metric = test[name]
+        return f"{name} {metric['value']:.4f} [{metric['low']:.4f}, {metric['high']:.4f}]"
+
+    print(f"test ({report['test']['n']} images, threshold {report['test']['threshold']:.4f}):")
+    for name in ("auc", "rw_auc", "sensitivity", "specificity", "ppv", "npv", "accuracy"):
+        print(f"  {show(name)}")
+    print(f"report: {outcome.folder / 'report.html'} (and report.json)")
+    print(f"model: {outcome.model_dir}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from results.export import copy_export
+
+    target = copy_export(args.run_dir, args.to)
+    print(f"exported the final model of {args.run_dir} to {target}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from results.predict import predict_files, predictions_csv
+
+    rows = predict_files(args.model_dir, args.inputs, batch_size=args.batch_size)
+    text = predictions_csv(rows, args.csv)
+    errors = sum(row["status"] != "ok" for row in rows)
+    if args.csv:
+        print(f"{len(rows)} files, {errors} errors: {args.csv}")
+    else:
+        print(text, end="")
+    if errors:
+        print(f"pneumo-search: {errors} of {len(rows)} files could not be read", file=sys.stderr)
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from results.predict import explain_image
+
+    row = explain_image(args.model_dir, args.image, args.out)
+    probs = ", ".join(f"{k[5:]} {v:.4f}" for k, v in row.items() if k.startswith("prob_"))
+    print(f"{row['path']}: {row['label']} ({probs}); Grad-CAM overlay: {row['overlay']}")
+    return 0
+
+
 def _cmd_spaces(args: argparse.Namespace) -> int:
     from spaces import list_spaces
 
@@ -217,6 +277,35 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--sort", help="column to sort by (default: the ranking)")
     board.add_argument("--format", choices=["table", "csv", "json"], default="table")
     board.set_defaults(func=_cmd_leaderboard)
+    final = sub.add_parser(
+        "final", help="retrain the best, choose the threshold, test once, report and export"
+    )
+    final.add_argument("run_dir", help="the run folder (runs/NAME)")
+    final.add_argument("--top", type=int, default=1, help="configurations retrained (top K)")
+    final.add_argument("--seeds", type=int, default=1, help="seeds per configuration")
+    final.add_argument(
+        "--target-sensitivity",
+        type=float,
+        default=0.95,
+        help="sensitivity the threshold must reach on validation (default 0.95)",
+    )
+    final.add_argument("--epochs", type=int, help="epochs per retraining (default: the trials')")
+    final.set_defaults(func=_cmd_final)
+    export = sub.add_parser("export", help="copy a run's exported final model to a folder")
+    export.add_argument("run_dir", help="the run folder (runs/NAME)")
+    export.add_argument("--to", required=True, help="destination folder (new or empty)")
+    export.set_defaults(func=_cmd_export)
+    predict = sub.add_parser("predict", help="apply an exported model to images")
+    predict.add_argument("model_dir", help="exported model folder (RUN_DIR/final/model)")
+    predict.add_argument("inputs", nargs="+", help="image files and folders")
+    predict.add_argument("--csv", help="write the rows to this CSV file (default: stdout)")
+    predict.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    predict.set_defaults(func=_cmd_predict)
+    explain = sub.add_parser("explain", help="write a Grad-CAM overlay of one image")
+    explain.add_argument("model_dir", help="exported model folder")
+    explain.add_argument("image", help="the image file")
+    explain.add_argument("--out", required=True, help="PNG file to write")
+    explain.set_defaults(func=_cmd_explain)
     sub.add_parser("spaces", help="list shipped search spaces").set_defaults(func=_cmd_spaces)
     sub.add_parser("models", help="list registered models").set_defaults(func=_cmd_models)
     sub.add_parser("metrics", help="list metrics").set_defaults(func=_cmd_metrics)

@@ -1,0 +1,146 @@
+"""The exported model: ``model.keras``, a TensorFlow SavedModel and ``model_card.json``.
+
+Loading checks the file's sha256 against the card, then uses Keras safe mode (no pickled or
+arbitrary code is ever run); the project's custom layers are registered on import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pneumo_core.errors import PneumoError
+
+__all__ = [
+    "CARD_FILE",
+    "MODEL_FILE",
+    "SAVED_MODEL_DIR",
+    "copy_export",
+    "export_model",
+    "load_exported",
+    "read_card",
+    "sha256_of",
+]
+
+MODEL_FILE = "model.keras"
+SAVED_MODEL_DIR = "saved_model"
+CARD_FILE = "model_card.json"
+CARD_VERSION = 1
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a file's contents."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_model(model: Any, folder: str | Path, card: dict[str, Any]) -> Path:
+    """Writes ``model.keras``, ``saved_model/`` and ``model_card.json`` into ``folder``.
+
+    Args:
+        model: The trained Keras model (inputs: float images in ``[0, 255]``).
+        folder: Destination (created; existing files of an earlier export are replaced).
+        card: What the card says besides files and hashes (classes, input, threshold...).
+
+    Returns:
+        The folder.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = folder / MODEL_FILE
+    model.save(model_path)
+    saved = folder / SAVED_MODEL_DIR
+    if saved.exists():
+        shutil.rmtree(saved)
+    model.export(str(saved), format="tf_saved_model", verbose=False)
+    full = {
+        "card_version": CARD_VERSION,
+        **card,
+        "files": {
+            MODEL_FILE: {"sha256": sha256_of(model_path), "bytes": model_path.stat().st_size},
+            SAVED_MODEL_DIR: {"signature": "serve", "input": "float32 [0, 255]"},
+        },
+    }
+    (folder / CARD_FILE).write_text(json.dumps(full, indent=2, default=str))
+    return folder
+
+
+def read_card(folder: str | Path) -> dict[str, Any]:
+    """Reads ``model_card.json`` of an exported model.
+
+    Raises:
+        PneumoError: The folder or card is missing or unreadable.
+    """
+    folder = Path(folder)
+    path = folder / CARD_FILE
+    if not folder.is_dir():
+        raise PneumoError(f"{folder}: no such model folder")
+    if not path.is_file():
+        raise PneumoError(f"{path}: missing (not a model exported by `pneumo-search final`)")
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PneumoError(f"{path}: unreadable model card ({exc})") from None
+    for key in ("class_names", "input", "threshold", "files"):
+        if key not in card:
+            raise PneumoError(f"{path}: model card lacks {key!r}")
+    return card
+
+
+def load_exported(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Loads an exported model after checking its sha256 against the card.
+
+    Returns:
+        ``(keras model, card)``.
+
+    Raises:
+        PneumoError: The card is missing, the model file differs from the card's hash, or
+            Keras refuses the file (safe mode).
+    """
+    folder = Path(folder)
+    card = read_card(folder)
+    path = folder / MODEL_FILE
+    if not path.is_file():
+        raise PneumoError(f"{path}: missing")
+    expected = card["files"].get(MODEL_FILE, {}).get("sha256")
+    actual = sha256_of(path)
+    if expected != actual:
+        raise PneumoError(
+            f"{path}: sha256 {actual[:12]}... does not match the model card's "
+            f"{str(expected)[:12]}...; refusing to load a model file that changed"
+        )
+    from pneumo_core.runtime import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    import pneumo_core.models.layers  # noqa: F401  (registers the custom layers)
+
+    try:
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:
+        raise PneumoError(f"{path}: cannot load in safe mode: {exc}") from None
+    return model, card
+
+
+def copy_export(run_dir: str | Path, to: str | Path) -> Path:
+    """Copies ``RUN_DIR/final/model`` to ``to`` (which must not exist or be empty).
+
+    Raises:
+        PneumoError: No exported model in the run, or ``to`` holds files.
+    """
+    source = Path(run_dir) / "final" / "model"
+    read_card(source)
+    target = Path(to)
+    if target.exists() and any(target.iterdir()):
+        raise PneumoError(f"{target}: exists and is not empty")
+    if target.exists():
+        target.rmdir()
+    shutil.copytree(source, target)
+    return target

@@ -1,0 +1,406 @@
+"""``pneumo-search final``: retrain the best, pick the threshold, test once, report, export.
+
+1. Read the run's leaderboard and experiment; take the top K ranked configurations.
+2. Retrain each with N seeds on the train split (early stopping on validation, exactly as a
+   trial trains: seed ``search.seed + i``, so seed 0 repeats the trial); keep the run best on
+   validation.
+3. Choose the operating threshold on the **validation** split (the highest threshold whose
+   sensitivity reaches the target); the 0.5 and Youden thresholds are reported beside it.
+4. Predict the test split once, at the end: nothing is chosen on it.
+5. Write ``final/report.json``, ``final/report.html``, the predictions of both splits, the
+   plots, a Grad-CAM gallery of the worst errors, and export the model to ``final/model``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pneumo_core.configuration import require, to_dict
+from pneumo_core.errors import PneumoError
+from results.evaluation import (
+    binary_evaluation,
+    calibration,
+    curves,
+    subgroup_evaluation,
+    subgroup_of,
+    threshold_summary,
+)
+from results.leaderboard import LEADERBOARD_FILE, read_csv_rows, row_params
+
+__all__ = ["FINAL_DIR", "FinalOptions", "FinalOutcome", "run_final"]
+
+FINAL_DIR = "final"
+REPORT_JSON, REPORT_HTML = "report.json", "report.html"
+PREDICTION_FILES = {"val": "val_predictions.csv", "test": "test_predictions.csv"}
+
+
+@dataclass(frozen=True)
+class FinalOptions:
+    """How the final stage runs.
+
+    Attributes:
+        top: Configurations retrained (the top K of the leaderboard).
+        seeds: Seeds per configuration.
+        target_sensitivity: Sensitivity the operating threshold must reach on validation.
+        epochs: Epoch budget of each retraining (default: the search's trial budget).
+        n_boot: Bootstrap resamples for the AUC-type intervals.
+        gallery: Worst false negatives and worst false positives shown (each).
+    """
+
+    top: int = 1
+    seeds: int = 1
+    target_sensitivity: float = 0.95
+    epochs: int | None = None
+    n_boot: int = 1000
+    gallery: int = 6
+
+    def __post_init__(self) -> None:
+        require(self.top >= 1, "--top", "must be >= 1")
+        require(self.seeds >= 1, "--seeds", "must be >= 1")
+        require(0 < self.target_sensitivity <= 1, "--target-sensitivity", "must be in (0, 1]")
+        require(self.epochs is None or self.epochs >= 1, "--epochs", "must be >= 1")
+        require(self.n_boot >= 50, "n_boot", "must be >= 50")
+        require(self.gallery >= 0, "gallery", "must be >= 0")
+
+
+@dataclass
+class FinalOutcome:
+    """Where the final stage wrote its results, and the headline numbers.
+
+    Attributes:
+        folder: ``RUN_DIR/final``.
+        report: The content of ``report.json``.
+    """
+
+    folder: Path
+    report: dict[str, Any]
+
+    @property
+    def model_dir(self) -> Path:
+        """The exported model's folder."""
+        return self.folder / "model"
+
+
+@dataclass
+class _Retrained:
+    trial_id: str
+    seed: int
+    config: Any
+    data: Any
+    result: Any
+    value: float
+
+
+def _candidates(run_dir: Path, top: int) -> list[dict[str, str]]:
+    rows = read_csv_rows(run_dir / LEADERBOARD_FILE)
+    if not rows:
+        raise PneumoError(f"{run_dir / LEADERBOARD_FILE}: missing or empty (run a search first)")
+    ranked = [row for row in rows if row.get("rank")]
+    if not ranked:
+        raise PneumoError(f"{run_dir / LEADERBOARD_FILE}: no trial has a finite objective")
+    return ranked[:top]
+
+
+def _retrain(experiment, rows, options: FinalOptions, log) -> list[_Retrained]:
+    from pneumo_core.data import prepare_data
+    from pneumo_core.train.loop import train_model
+
+    runs: list[_Retrained] = []
+    prepared: dict[Any, Any] = {}
+    total = len(rows) * options.seeds
+    for row in rows:
+        params = row_params(row)
+        for i in range(options.seeds):
+            seed = experiment.search.seed + i
+            config = experiment.trial_config(params, seed=seed)
+            if options.epochs:
+                training = dataclasses.replace(config.training, epochs=options.epochs)
+                config = dataclasses.replace(config, training=training)
+            if config.data not in prepared:
+                prepared[config.data] = prepare_data(config.data)
+            data = prepared[config.data]
+            if data.num_classes != 2:
+                raise PneumoError(
+                    f"final supports two classes (negative, positive); {data.config.root} "
+                    f"has {data.num_classes}: {', '.join(data.class_names)}"
+                )
+            result = train_model(config, data)
+            metric = config.objective.metric
+            value = result.best_metrics.get(metric, float("nan"))
+            log(
+                f"retrain {len(runs) + 1}/{total}: trial {row['trial_id']} seed {seed}: "
+                f"{result.status}, best epoch {result.best_epoch}, "
+                f"validation {metric} {value:.4f} ({result.seconds:.0f} s)"
+            )
+            runs.append(_Retrained(row["trial_id"], seed, config, data, result, value))
+    return runs
+
+
+def _best(runs: list[_Retrained]) -> _Retrained:
+    usable = [r for r in runs if r.result.status != "nan_loss" and np.isfinite(r.value)]
+    if not usable:
+        raise PneumoError("every retraining diverged (NaN loss); nothing to evaluate")
+    mode = usable[0].config.objective.mode
+    sign = 1.0 if mode == "max" else -1.0
+    return max(usable, key=lambda r: sign * r.value)  # first wins ties (rank, then seed)
+
+
+def _write_predictions(path: Path, data, split: str, probs: np.ndarray, threshold: float):
+    index = data.splits[split]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            ["path", "patient", "label", "class", "subgroup", "probability", "predicted"]
+        )
+        for i, p in zip(index.tolist(), probs.tolist()):
+            label = int(data.labels[i])
+            writer.writerow(
+                [
+                    data.relpaths[i],
+                    data.patients[i],
+                    label,
+                    data.class_names[label],
+                    subgroup_of(data.relpaths[i], label),
+                    repr(float(p)),
+                    int(p >= threshold),
+                ]
+            )
+
+
+def _gallery(model, data, probs, threshold, count, folder: Path) -> list[dict[str, Any]]:
+    from pneumo_core.explain import grad_cam, overlay_png
+
+    index = data.splits["test"]
+    labels = data.labels[index]
+    wrong_negative = np.flatnonzero((labels == 1) & (probs < threshold))
+    wrong_positive = np.flatnonzero((labels == 0) & (probs >= threshold))
+    picks = [
+        ("false negative", wrong_negative[np.argsort(probs[wrong_negative])][:count]),
+        ("false positive", wrong_positive[np.argsort(-probs[wrong_positive])][:count]),
+    ]
+    items = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind, chosen in picks:
+        if len(chosen) == 0:
+            continue
+        images = np.asarray(data.images[index[chosen]])
+        # Explain the class the model predicted: what made it call the image normal
+        # (false negative) or pneumonia (false positive).
+        heat = grad_cam(model, images, class_index=0 if kind == "false negative" else 1)
+        for n, (j, image, heatmap) in enumerate(zip(chosen, images, heat), start=1):
+            name = f"{kind.replace(' ', '_')}_{n}.png"
+            (folder / name).write_bytes(overlay_png(image, heatmap, size=192))
+            items.append(
+                {
+                    "kind": kind,
+                    "path": data.relpaths[index[j]],
+                    "probability": float(probs[j]),
+                    "image": f"gallery/{name}",
+                }
+            )
+    return items
+
+
+def _model_card(experiment, run: _Retrained, thresholds, test_eval, target) -> dict[str, Any]:
+    from pneumo_core.environment import package_versions
+
+    data, config = run.data, run.config
+    return {
+        "name": f"{experiment.name}-{run.trial_id}-seed{run.seed}",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "class_names": list(data.class_names),
+        "positive_class": data.class_names[1],
+        "output": "sigmoid probability of the positive class, shape (N, 1)",
+        "input": {
+            "size": data.config.image_size,
+            "channels": data.input_shape[-1],
+            "color_mode": data.config.color_mode,
+            "aspect": data.config.aspect,
+            "dtype": "float32",
+            "value_range": [0, 255],
+            "preprocessing": (
+                "Pillow decode; convert to the color mode; resize bilinear to size x size "
+                "(squash, or pad keeping the aspect ratio); float32 pixels in [0, 255]. "
+                "The model normalizes inside (see config.model)."
+            ),
+        },
+        "normalization": config.model.params.get("normalization", "model default"),
+        "threshold": {
+            "value": thresholds["operating"],
+            "chosen_by": f"highest validation threshold with sensitivity >= {target:g}",
+            "alternatives": {k: v for k, v in thresholds.items() if k != "operating"},
+        },
+        "test_metrics": {k: v["value"] for k, v in test_eval["metrics"].items()},
+        "config": to_dict(config),
+        "data_fingerprint": data.fingerprint,
+        "versions": package_versions(),
+    }
+
+
+def run_final(
+    run_dir: str | Path,
+    options: FinalOptions | None = None,
+    *,
+    log: Callable[[str], None] = print,
+) -> FinalOutcome:
+    """Runs the final stage on a finished search.
+
+    Args:
+        run_dir: The search's run folder (``runs/NAME``).
+        options: Top K, seeds, target sensitivity, epochs.
+        log: Where progress lines go.
+
+    Returns:
+        Where the results are, and the report's content.
+
+    Raises:
+        PneumoError: No search in ``run_dir``, no ranked trial, more than two classes, or
+            every retraining diverged.
+    """
+    from pneumo_core.runtime import import_tensorflow
+
+    import_tensorflow()
+    from pneumo_core.data.pipeline import predict_batches
+    from pneumo_core.environment import describe_environment
+    from pneumo_core.metrics import threshold_for_sensitivity, youden_threshold
+    from results.export import export_model
+    from results.report_html import write_report
+    from results.search_summary import summarize_search
+    from search.config import load_experiment
+
+    options = options or FinalOptions()
+    start = time.perf_counter()
+    run_dir = Path(run_dir).expanduser().resolve()
+    experiment_file = run_dir / "experiment.yaml"
+    if not experiment_file.is_file():
+        raise PneumoError(f"{run_dir}: no search here (no experiment.yaml)")
+    experiment = load_experiment(experiment_file)
+    rows = _candidates(run_dir, options.top)
+    runs = _retrain(experiment, rows, options, log)
+    chosen = _best(runs)
+    model, data, config = chosen.result.model, chosen.data, chosen.config
+    objective = config.objective
+
+    val_images, val_labels = data.arrays("val")
+    val_probs = predict_batches(model, val_images)
+    thresholds = {
+        "operating": threshold_for_sensitivity(val_labels, val_probs, options.target_sensitivity),
+        "0.5": 0.5,
+        "youden": youden_threshold(val_labels, val_probs),
+    }
+    operating = thresholds["operating"]
+    # The test split, once: nothing below chooses anything.
+    test_images, test_labels = data.arrays("test")
+    test_probs = predict_batches(model, test_images)
+    log(f"threshold {operating:.4f} (validation sensitivity >= {options.target_sensitivity:g})")
+
+    folder = run_dir / FINAL_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, probs in (("val", val_probs), ("test", test_probs)):
+        _write_predictions(folder / PREDICTION_FILES[split], data, split, probs, operating)
+    seed = experiment.search.seed
+    test_eval = binary_evaluation(
+        test_labels,
+        test_probs,
+        operating,
+        class_names=data.class_names,
+        seed=seed,
+        n_boot=options.n_boot,
+        tau=objective.tau,
+        w=objective.w,
+    )
+    groups = [subgroup_of(data.relpaths[i], int(data.labels[i])) for i in data.splits["test"]]
+    report: dict[str, Any] = {
+        "report_version": 1,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_dir": str(run_dir),
+        "experiment": experiment.name,
+        "data": data.summary,
+        "search": summarize_search(
+            run_dir, experiment.name, read_csv_rows(run_dir / LEADERBOARD_FILE)
+        ),
+        "final": {
+            "options": dataclasses.asdict(options),
+            "objective": objective.metric,
+            "mode": objective.mode,
+            "runs": [
+                {
+                    "trial_id": r.trial_id,
+                    "seed": r.seed,
+                    "status": r.result.status,
+                    "best_epoch": r.result.best_epoch,
+                    "epochs_run": r.result.epochs_run,
+                    "validation_objective": r.value,
+                    "seconds": round(r.result.seconds, 1),
+                    "chosen": r is chosen,
+                }
+                for r in runs
+            ],
+            "chosen": {"trial_id": chosen.trial_id, "seed": chosen.seed},
+            "validation_metrics": chosen.result.best_metrics,
+            "history": chosen.result.history,
+            "param_count": chosen.result.param_count,
+        },
+        "thresholds": {
+            "chosen": "operating",
+            "target_sensitivity": options.target_sensitivity,
+            "validation": threshold_summary(val_labels, val_probs, thresholds),
+            "test": threshold_summary(test_labels, test_probs, thresholds),
+        },
+        "test": {
+            **test_eval,
+            "curves": curves(test_labels, test_probs),
+            "calibration": calibration(test_labels, test_probs),
+            "subgroups": subgroup_evaluation(test_labels, test_probs, groups, operating),
+        },
+        "predictions": dict(PREDICTION_FILES),
+        "environment": {
+            **describe_environment(),
+            "seeds": {
+                "search": experiment.search.seed,
+                "split": config.data.split_seed,
+                "retrain": sorted({r.seed for r in runs}),
+                "bootstrap": seed,
+            },
+        },
+        "config": {"experiment": experiment.to_yaml_dict(), "final_model": to_dict(config)},
+        "data_fingerprint": data.fingerprint,
+    }
+    report["gallery"] = _gallery(
+        model, data, test_probs, operating, options.gallery, folder / "gallery"
+    )
+    card = _model_card(experiment, chosen, thresholds, test_eval, options.target_sensitivity)
+    export_model(model, folder / "model", card)
+    report["model"] = {"folder": "model", "card": "model/model_card.json"}
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    report = _plain(report)
+    (folder / REPORT_JSON).write_text(json.dumps(report, indent=2, allow_nan=False))
+    write_report(report, folder)
+    return FinalOutcome(folder, report)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready values: NumPy scalars unwrapped, NaN and infinity as ``null``."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

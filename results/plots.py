@@ -1,0 +1,145 @@
+"""The report's figures, drawn with Matplotlib (Agg) into PNG bytes."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+__all__ = [
+    "calibration_plot",
+    "confusion_plot",
+    "importance_plot",
+    "pr_plot",
+    "roc_plot",
+    "timeline_plot",
+    "training_plot",
+]
+
+_SIZE = (4.6, 3.6)
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def roc_plot(roc: dict[str, list[float]], point: tuple[float, float], auc: float) -> bytes:
+    """ROC curve with the operating point (false positive rate, sensitivity)."""
+    figure, axis = plt.subplots(figsize=_SIZE)
+    axis.plot(roc["fpr"], roc["tpr"], label=f"test ROC (AUC {auc:.3f})")
+    axis.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+    axis.plot(*point, "o", color="crimson", label="operating point")
+    axis.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
+    axis.legend(loc="lower right")
+    return _png(figure)
+
+
+def pr_plot(pr: dict[str, Any], point: tuple[float, float]) -> bytes:
+    """Precision-recall curve with the operating point (recall, precision)."""
+    figure, axis = plt.subplots(figsize=_SIZE)
+    axis.plot(pr["recall"], pr["precision"], label="test PR curve")
+    axis.axhline(pr["prevalence"], linestyle=":", color="grey", linewidth=1, label="prevalence")
+    axis.plot(*point, "o", color="crimson", label="operating point")
+    axis.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", xlim=(0, 1), ylim=(0, 1.02))
+    axis.legend(loc="lower left")
+    return _png(figure)
+
+
+def calibration_plot(bins: Sequence[dict[str, Any]], brier: float) -> bytes:
+    """Reliability diagram: mean predicted probability vs observed positive rate per bin."""
+    figure, axis = plt.subplots(figsize=_SIZE)
+    axis.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="perfect")
+    axis.plot(
+        [b["mean_predicted"] for b in bins],
+        [b["observed_positive"] for b in bins],
+        "o-",
+        label=f"test (Brier {brier:.3f})",
+    )
+    axis.set(xlabel="mean predicted probability", ylabel="observed positive rate")
+    axis.set(xlim=(0, 1), ylim=(0, 1.02))
+    axis.legend(loc="upper left")
+    return _png(figure)
+
+
+def confusion_plot(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> bytes:
+    """Confusion matrix (rows: true class, columns: predicted class)."""
+    figure, axis = plt.subplots(figsize=(3.8, 3.4))
+    axis.imshow(matrix, cmap="Blues")
+    peak = max(max(row) for row in matrix) or 1
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            colour = "white" if value > peak / 2 else "black"
+            axis.text(j, i, str(value), ha="center", va="center", color=colour, fontsize=13)
+    axis.set_xticks(range(len(labels)), labels)
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set(xlabel="predicted", ylabel="true")
+    return _png(figure)
+
+
+def training_plot(history: Sequence[dict[str, Any]], objective: str) -> bytes:
+    """Training loss and validation objective per epoch of the final model."""
+    figure, axis = plt.subplots(figsize=_SIZE)
+    epochs = [row["epoch"] for row in history]
+    axis.plot(epochs, [row.get("loss", math.nan) for row in history], "o-", label="train loss")
+    axis.set(xlabel="epoch", ylabel="loss")
+    other = axis.twinx()
+    key = f"val_{objective}"
+    other.plot(
+        epochs,
+        [row.get(key, math.nan) for row in history],
+        "s-",
+        color="darkorange",
+        label=f"validation {objective}",
+    )
+    other.set_ylabel(f"validation {objective}")
+    lines = axis.get_legend_handles_labels()
+    more = other.get_legend_handles_labels()
+    axis.legend(lines[0] + more[0], lines[1] + more[1], loc="center right")
+    return _png(figure)
+
+
+def timeline_plot(timeline: Sequence[dict[str, Any]], mode: str) -> bytes:
+    """Objective of each trial at the time it ended, and the best so far."""
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    points = [t for t in timeline if t["value"] is not None and t["minutes"] is not None]
+    points.sort(key=lambda t: t["minutes"])
+    for state, marker, colour in (("COMPLETE", "o", "tab:blue"), ("PRUNED", "x", "tab:grey")):
+        chosen = [t for t in points if t["state"] == state]
+        axis.plot(
+            [t["minutes"] for t in chosen],
+            [t["value"] for t in chosen],
+            marker,
+            color=colour,
+            linestyle="none",
+            label="completed" if state == "COMPLETE" else "stopped early (last value)",
+        )
+    best, xs, ys = None, [], []
+    for t in (t for t in points if t["state"] == "COMPLETE"):
+        if best is None or (t["value"] > best if mode == "max" else t["value"] < best):
+            best = t["value"]
+        xs.append(t["minutes"])
+        ys.append(best)
+    if xs:
+        axis.step(xs, ys, where="post", color="crimson", label="best so far")
+    axis.set(xlabel="minutes since the first trial started", ylabel="validation objective")
+    axis.legend(loc="lower right")
+    return _png(figure)
+
+
+def importance_plot(values: dict[str, float]) -> bytes:
+    """Horizontal bars of hyperparameter importances (largest on top)."""
+    items = sorted(values.items(), key=lambda kv: kv[1])[-12:]
+    figure, axis = plt.subplots(figsize=(6.4, 0.35 * len(items) + 1.2))
+    axis.barh([name for name, _ in items], [value for _, value in items], color="tab:blue")
+    axis.set(xlabel="importance (share of objective variance)")
+    return _png(figure)

@@ -1,0 +1,161 @@
+"""``pneumo-search predict`` and ``explain``: an exported model applied to image files.
+
+Images go through exactly the training preprocessing (the same Pillow decoding, color mode,
+aspect handling and size as the decoded-image cache, recorded in the model card). A file
+that cannot be decoded gets an error row; the others go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pneumo_core.data.decode import BadImageError, decode_image
+from pneumo_core.errors import PneumoError
+from results.export import load_exported
+
+__all__ = ["collect_files", "explain_image", "predict_files", "predictions_csv"]
+
+
+def collect_files(inputs: Sequence[str | Path]) -> list[Path]:
+    """Every non-hidden file of the given files and folders (folders walked, sorted).
+
+    A path that does not exist is kept, so it gets its own error row.
+
+    Raises:
+        PneumoError: No file at all was found.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            for folder, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                files += [Path(folder) / n for n in sorted(names) if not n.startswith(".")]
+        else:
+            files.append(path)
+    if not files:
+        raise PneumoError(f"no files in {', '.join(str(i) for i in inputs)}")
+    return files
+
+
+def _decode(path: Path, card: dict[str, Any]) -> np.ndarray:
+    spec = card["input"]
+    if not path.exists():
+        raise BadImageError("no such file")
+    if not path.is_file():
+        raise BadImageError("not a file")
+    pixels, _ = decode_image(path, spec["size"], spec["color_mode"], spec["aspect"])
+    return pixels
+
+
+def predict_files(
+    model_dir: str | Path, inputs: Sequence[str | Path], *, batch_size: int = 32
+) -> list[dict[str, Any]]:
+    """Probabilities and labels for image files with an exported model.
+
+    Args:
+        model_dir: Folder written by ``pneumo-search final`` (``final/model``) or ``export``.
+        inputs: Image files and folders.
+        batch_size: Images per forward pass.
+
+    Returns:
+        One row per file: ``path``, ``status`` (``ok`` or ``error``), ``error``,
+        ``prob_<class>`` per class, ``label`` and ``threshold``.
+    """
+    model, card = load_exported(model_dir)
+    from pneumo_core.data.pipeline import predict_batches
+
+    classes = list(card["class_names"])
+    threshold = float(card["threshold"]["value"])
+    files = collect_files(inputs)
+    rows: list[dict[str, Any]] = []
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        probs = predict_batches(model, np.stack([p for _, p in pending]), batch_size)
+        for (row_index, _), prob in zip(pending, probs):
+            rows[row_index].update(_probability_columns(classes, prob, threshold))
+        pending.clear()
+
+    for path in files:
+        row: dict[str, Any] = {"path": str(path), "status": "ok", "error": ""}
+        rows.append(row)
+        try:
+            pending.append((len(rows) - 1, _decode(path, card)))
+        except BadImageError as exc:
+            row.update({"status": "error", "error": exc.reason})
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    for row in rows:
+        for name in classes:
+            row.setdefault(f"prob_{name}", "")
+        row.setdefault("label", "")
+        row["threshold"] = threshold
+    return rows
+
+
+def _probability_columns(classes: list[str], prob: Any, threshold: float) -> dict[str, Any]:
+    if np.ndim(prob) == 0:  # sigmoid: probability of classes[1]
+        p = float(prob)
+        return {
+            f"prob_{classes[0]}": 1.0 - p,
+            f"prob_{classes[1]}": p,
+            "label": classes[1] if p >= threshold else classes[0],
+        }
+    values = np.asarray(prob, dtype=float)
+    columns = {f"prob_{name}": float(v) for name, v in zip(classes, values)}
+    columns["label"] = classes[int(values.argmax())]
+    return columns
+
+
+def predictions_csv(rows: Iterable[dict[str, Any]], out: str | Path | None = None) -> str:
+    """Writes prediction rows as CSV to ``out`` (or returns the text when ``out`` is None)."""
+    rows = list(rows)
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    text = buffer.getvalue()
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text)
+    return text
+
+
+def explain_image(model_dir: str | Path, image: str | Path, out: str | Path) -> dict[str, Any]:
+    """Writes a Grad-CAM overlay PNG of one image and returns its prediction row.
+
+    Raises:
+        PneumoError: The image cannot be decoded.
+    """
+    model, card = load_exported(model_dir)
+    from pneumo_core.data.pipeline import predict_batches
+    from pneumo_core.explain import grad_cam, overlay_png
+
+    try:
+        pixels = _decode(Path(image), card)
+    except BadImageError as exc:
+        raise PneumoError(f"{image}: {exc.reason}") from None
+    batch = pixels[None]
+    classes = list(card["class_names"])
+    threshold = float(card["threshold"]["value"])
+    prob = predict_batches(model, batch)[0]
+    row = {"path": str(image), **_probability_columns(classes, prob, threshold)}
+    heat = grad_cam(model, batch)[0]
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_bytes(overlay_png(pixels, heat, size=max(256, pixels.shape[0])))
+    row["overlay"] = str(out)
+    return row

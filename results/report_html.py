@@ -1,0 +1,417 @@
+"""``report.html``: one self-contained page (inline CSS, images as data URIs, no script).
+
+It opens offline and makes no network request: every figure is embedded, and no external
+font, style sheet or script is referenced.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from results import plots
+
+__all__ = ["render_html", "write_report"]
+
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1100px; color: #1d2430; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ccd; padding-top: .6em; }
+table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.92em; }
+th, td { border: 1px solid #d4d8e0; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #eef1f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.figures { display: flex; flex-wrap: wrap; gap: 12px; }
+.figures figure { margin: 0; } figcaption { font-size: 0.85em; color: #556; }
+.gallery { display: flex; flex-wrap: wrap; gap: 10px; }
+.gallery figure { margin: 0; width: 192px; } .gallery figcaption { word-break: break-all; }
+.headline { background: #f5f7fb; border: 1px solid #d4d8e0; padding: 0.6em 1em; }
+.note { color: #556; font-size: 0.9em; }
+pre { background: #f5f7fb; padding: 0.8em; overflow-x: auto; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return "—" if not math.isfinite(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for value in row:
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            cells.append(f"<td{' class=num' if numeric else ''}>{_e(_fmt(value))}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _img(png: bytes, alt: str, caption: str = "") -> str:
+    data = base64.b64encode(png).decode("ascii")
+    cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
+    return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}">{cap}</figure>'
+
+
+def _interval(metric: dict[str, Any]) -> str:
+    low, high = metric.get("low"), metric.get("high")
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "—"
+    return f"{low:.4f} – {high:.4f}"
+
+
+def make_figures(report: dict[str, Any]) -> dict[str, bytes]:
+    """Draws every figure of the report; name -> PNG bytes."""
+    test = report["test"]
+    counts = test["counts"]
+    sens = counts["tp"] / max(1, counts["tp"] + counts["fn"])
+    spec = counts["tn"] / max(1, counts["tn"] + counts["fp"])
+    ppv = counts["tp"] / (counts["tp"] + counts["fp"]) if counts["tp"] + counts["fp"] else 1.0
+    figures = {
+        "confusion": plots.confusion_plot(
+            test["confusion_matrix"]["matrix"], test["confusion_matrix"]["labels"]
+        ),
+        "roc": plots.roc_plot(
+            test["curves"]["roc"], (1 - spec, sens), test["metrics"]["auc"]["value"]
+        ),
+        "pr": plots.pr_plot(test["curves"]["pr"], (sens, ppv)),
+        "calibration": plots.calibration_plot(
+            test["calibration"]["bins"], test["calibration"]["brier"]
+        ),
+        "training": plots.training_plot(report["final"]["history"], report["final"]["objective"]),
+    }
+    mode = report["final"]["mode"]
+    search = report["search"]
+    if any(t["value"] is not None for t in search["timeline"]):
+        figures["timeline"] = plots.timeline_plot(search["timeline"], mode)
+    if search["importance"].get("values"):
+        figures["importance"] = plots.importance_plot(search["importance"]["values"])
+    return figures
+
+
+def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
+    test = report["test"]
+    rows = []
+    for name, metric in test["metrics"].items():
+        extra = metric.get("count", "")
+        rows.append([name, metric["value"], _interval(metric), metric["method"], extra])
+    per_class = [
+        [
+            name,
+            info["precision"]["value"],
+            _interval(info["precision"]),
+            info["recall"]["value"],
+            _interval(info["recall"]),
+            info["f1"],
+            info["support"],
+        ]
+        for name, info in test["per_class"].items()
+    ]
+    thresholds = report["thresholds"]
+    threshold_rows = []
+    for name, val in thresholds["validation"].items():
+        tst = thresholds["test"][name]
+        threshold_rows.append(
+            [
+                name + (" (chosen)" if name == thresholds["chosen"] else ""),
+                val["threshold"],
+                val["sensitivity"],
+                val["specificity"],
+                tst["sensitivity"],
+                tst["specificity"],
+            ]
+        )
+    subgroups = [
+        [
+            name,
+            info["images"],
+            info["sensitivity"]["value"],
+            _interval(info["sensitivity"]),
+            info["auc_vs_negatives"],
+        ]
+        for name, info in test["subgroups"].items()
+    ]
+    parts = [
+        "<h2>Test split</h2>",
+        f"<p>At the operating threshold {test['threshold']:.4f}, chosen on validation to reach "
+        f"sensitivity {thresholds['target_sensitivity']:g}; the test split was used once, "
+        f"here. {test['n']} images.</p>",
+        _table(["metric", "value", "95% interval", "method", "count"], rows),
+        "<h3>Per class</h3>",
+        _table(
+            ["class", "precision", "95% interval", "recall", "95% interval", "F1", "support"],
+            per_class,
+        ),
+        "<h3>Thresholds (chosen on validation)</h3>",
+        _table(
+            [
+                "threshold",
+                "value",
+                "val sensitivity",
+                "val specificity",
+                "test sensitivity",
+                "test specificity",
+            ],
+            threshold_rows,
+        ),
+        '<div class="figures">',
+        _img(figures["confusion"], "confusion matrix", "Confusion matrix (test)"),
+        _img(figures["roc"], "ROC curve", "ROC curve with the operating point"),
+        _img(figures["pr"], "precision-recall curve", "Precision-recall curve"),
+        _img(figures["calibration"], "calibration curve", "Calibration (reliability)"),
+        "</div>",
+    ]
+    if subgroups:
+        parts += [
+            "<h3>Subgroups (from file names)</h3>",
+            _table(
+                ["subgroup", "images", "sensitivity", "95% interval", "AUC vs all negatives"],
+                subgroups,
+            ),
+        ]
+    return "\n".join(parts)
+
+
+def _section_gallery(report: dict[str, Any], folder: Path) -> str:
+    items = report.get("gallery", [])
+    if not items:
+        return "<h2>Errors</h2><p>No false negative or false positive on the test split.</p>"
+    parts = ["<h2>Worst errors, with Grad-CAM</h2>"]
+    parts.append(
+        '<p class="note">Lowest-probability positives missed and highest-probability '
+        "negatives flagged. Grad-CAM of the predicted class: warm colours mark the regions "
+        "that drove the wrong call (toward normal for a false negative, toward pneumonia "
+        "for a false positive).</p>"
+    )
+    for kind in ("false negative", "false positive"):
+        chosen = [g for g in items if g["kind"] == kind]
+        if not chosen:
+            continue
+        parts.append(f"<h3>{_e(kind.capitalize())}s</h3><div class=gallery>")
+        for item in chosen:
+            png = (folder / item["image"]).read_bytes()
+            caption = f"{item['path']} — p = {item['probability']:.3f}"
+            parts.append(_img(png, f"{kind}: {item['path']}", caption))
+        parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _section_model(report: dict[str, Any], figures: dict[str, bytes]) -> str:
+    final = report["final"]
+    runs = [
+        [
+            r["trial_id"],
+            r["seed"],
+            r["status"],
+            r["best_epoch"],
+            r["epochs_run"],
+            r["validation_objective"],
+            r["seconds"],
+            "yes" if r["chosen"] else "",
+        ]
+        for r in final["runs"]
+    ]
+    return "\n".join(
+        [
+            "<h2>Final model</h2>",
+            _table(
+                [
+                    "trial",
+                    "seed",
+                    "status",
+                    "best epoch",
+                    "epochs",
+                    f"val {final['objective']}",
+                    "seconds",
+                    "chosen",
+                ],
+                runs,
+            ),
+            f"<p>{final['param_count']:,} parameters. Kept: the retraining best on validation.</p>",
+            '<div class="figures">',
+            _img(figures["training"], "training curves", "Training curves of the final model"),
+            "</div>",
+        ]
+    )
+
+
+def _section_search(report: dict[str, Any], figures: dict[str, bytes]) -> str:
+    search = report["search"]
+    counts = ", ".join(f"{k}: {v}" for k, v in search["trials"].items())
+    wall = search.get("wall_time_s")
+    parts = [
+        "<h2>Search</h2>",
+        f"<p>Trials — {_e(counts)}. Wall time {_fmt(wall, 1)} s "
+        f"(sum of trial times {_fmt(search.get('sum_of_trial_times_s'), 1)} s).</p>",
+    ]
+    if search["best"]:
+        params = [[k, v] for k, v in sorted(search["best"]["params"].items())]
+        parts += [
+            f"<h3>Best configuration (trial {_e(search['best']['trial_id'])})</h3>",
+            _table(["key", "value"], params),
+        ]
+    top_rows = [
+        [
+            row.get("rank", ""),
+            row.get("trial_id", ""),
+            row.get("status", ""),
+            row.get("objective"),
+            row.get("auc"),
+            row.get("sensitivity"),
+            row.get("specificity"),
+            row.get("epochs_run"),
+            row.get("params", {}).get("model.name", ""),
+        ]
+        for row in search["top"]
+    ]
+    parts += [
+        "<h3>Top of the leaderboard</h3>",
+        _table(
+            [
+                "rank",
+                "trial",
+                "status",
+                "objective",
+                "auc",
+                "sensitivity",
+                "specificity",
+                "epochs",
+                "model",
+            ],
+            top_rows,
+        ),
+    ]
+    shown = [
+        _img(figures[name], name, caption)
+        for name, caption in (
+            ("timeline", "Validation objective per trial over time"),
+            ("importance", "Hyperparameter importance (fANOVA)"),
+        )
+        if name in figures
+    ]
+    if "error" in search["importance"]:
+        parts.append(
+            f'<p class="note">Hyperparameter importance not available: '
+            f"{_e(search['importance']['error'])}</p>"
+        )
+    parts += ['<div class="figures">', *shown, "</div>"]
+    return "\n".join(parts)
+
+
+def _section_data(report: dict[str, Any]) -> str:
+    data = report["data"]
+    rows = []
+    for split, info in data["splits"].items():
+        per_class = "; ".join(
+            f"{name}: {c['images']} images, {c['patients']} patients"
+            for name, c in info["per_class"].items()
+        )
+        rows.append([split, info["images"], info["patients"], per_class, info["origin"]])
+    leak = data["leakage"]
+    problems = data["problems"]
+    skipped = [[s["path"], s["reason"]] for s in problems["skipped_files"]]
+    parts = [
+        "<h2>Data</h2>",
+        f"<p>{_e(data['root'])} — {data['files_found']} files, layout {_e(data['layout'])}, "
+        f"{data['image_size']} px {_e(data['color_mode'])} ({_e(data['aspect'])}), "
+        f"fingerprint <code>{_e(report['data_fingerprint'])}</code>.</p>",
+        _table(["split", "images", "patients", "per class", "origin"], rows),
+        "<h3>Leakage checks</h3>",
+        _table(
+            ["check", "result"],
+            [
+                ["patients in two given splits", leak["patients_in_two_given_splits"]],
+                ["images dropped for patient overlap", leak["images_dropped_for_overlap"]],
+                [
+                    "byte-identical images across splits",
+                    leak["identical_images_across_splits_count"],
+                ],
+            ],
+        ),
+        f"<h3>Skipped files ({problems['skipped_count']})</h3>",
+    ]
+    parts.append(_table(["file", "reason"], skipped) if skipped else "<p>None.</p>")
+    return "\n".join(parts)
+
+
+def _section_environment(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    versions = [[k, v] for k, v in env["versions"].items()]
+    hardware = [
+        ["platform", env["platform"]],
+        ["CPUs", env["cpus"]],
+        ["memory (GiB)", env["memory_gib"]],
+        ["GPUs", ", ".join(env["gpus"]) or "none"],
+    ]
+    seeds = [
+        [k, ", ".join(map(str, v)) if isinstance(v, list) else v] for k, v in env["seeds"].items()
+    ]
+    config = yaml.safe_dump(report["config"]["final_model"], sort_keys=False)
+    return "\n".join(
+        [
+            "<h2>Environment</h2>",
+            '<div class="figures">',
+            _table(["package", "version"], versions),
+            _table(["hardware", ""], hardware),
+            _table(["seed", "value"], seeds),
+            "</div>",
+            "<h3>Configuration of the final model</h3>",
+            f"<pre>{_e(config)}</pre>",
+        ]
+    )
+
+
+def render_html(report: dict[str, Any], figures: dict[str, bytes], folder: Path) -> str:
+    """The whole report page as one string."""
+    test = report["test"]["metrics"]
+    chosen = report["final"]["chosen"]
+    headline = (
+        f"Test AUC {_fmt(test['auc']['value'])} [{_interval(test['auc'])}], "
+        f"sensitivity {_fmt(test['sensitivity']['value'])} [{_interval(test['sensitivity'])}], "
+        f"specificity {_fmt(test['specificity']['value'])} [{_interval(test['specificity'])}] "
+        f"at threshold {report['test']['threshold']:.4f}."
+    )
+    body = [
+        f"<h1>pneumo-search report: {_e(report['experiment'])}</h1>",
+        f'<p class="note">Created {_e(report["created"])} from {_e(report["run_dir"])}. '
+        f"Final model: trial {_e(chosen['trial_id'])}, seed {chosen['seed']}.</p>",
+        f'<p class="headline">{_e(headline)}</p>',
+        _section_test(report, figures),
+        _section_gallery(report, folder),
+        _section_model(report, figures),
+        _section_search(report, figures),
+        _section_data(report),
+        _section_environment(report),
+    ]
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        f"<title>pneumo-search report: {_e(report['experiment'])}</title>"
+        f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def write_report(report: dict[str, Any], folder: str | Path) -> Path:
+    """Draws the figures into ``folder/plots`` and writes ``folder/report.html``."""
+    folder = Path(folder)
+    figures = make_figures(report)
+    (folder / "plots").mkdir(parents=True, exist_ok=True)
+    for name, png in figures.items():
+        (folder / "plots" / f"{name}.png").write_bytes(png)
+    path = folder / "report.html"
+    path.write_text(render_html(report, figures, folder), encoding="utf-8")
+    return path

@@ -1,0 +1,263 @@
+"""The final stage end to end: retrain, threshold on validation, test once, report, export."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from pneumo_core.errors import PneumoError
+from tests.results.conftest import cli
+
+pytestmark = pytest.mark.slow
+
+
+def read_predictions(path):
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    y = np.array([int(r["label"]) for r in rows])
+    p = np.array([float(r["probability"]) for r in rows])
+    return rows, y, p
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    z = 1.959963984540054
+    phat = k / n
+    centre = (phat + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def test_report_numbers_equal_those_recomputed_from_the_saved_predictions(final_outcome):
+    folder = final_outcome.folder
+    report = json.loads((folder / "report.json").read_text())
+    rows, y, p = read_predictions(folder / "test_predictions.csv")
+    test = report["test"]
+    t = test["threshold"]
+    assert test["n"] == len(rows) == report["data"]["splits"]["test"]["images"]
+    predicted = p >= t
+    tp = int(np.sum(predicted & (y == 1)))
+    fp = int(np.sum(predicted & (y == 0)))
+    fn = int(np.sum(~predicted & (y == 1)))
+    tn = int(np.sum(~predicted & (y == 0)))
+    assert test["counts"] == {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    assert test["confusion_matrix"]["matrix"] == [[tn, fp], [fn, tp]]
+    assert [int(r["predicted"]) for r in rows] == predicted.astype(int).tolist()
+    m = test["metrics"]
+    expected = {
+        "accuracy": ((tp + tn), len(y)),
+        "sensitivity": (tp, tp + fn),
+        "specificity": (tn, tn + fp),
+        "ppv": (tp, tp + fp),
+        "npv": (tn, tn + fn),
+    }
+    for name, (k, n) in expected.items():
+        assert m[name]["value"] == pytest.approx(k / n, abs=1e-12), name
+        assert (m[name]["low"], m[name]["high"]) == pytest.approx(wilson(k, n), abs=1e-9), name
+        assert m[name]["low"] <= m[name]["value"] <= m[name]["high"]
+    auc = skm.roc_auc_score(y, p)
+    pauc = skm.roc_auc_score(1 - y, -p, max_fpr=0.1)  # sensitivity >= 0.9
+    assert m["auc"]["value"] == pytest.approx(auc, abs=1e-12)
+    assert m["rw_auc"]["value"] == pytest.approx(0.5 * auc + 0.5 * pauc, abs=1e-12)
+    assert m["f1"]["value"] == pytest.approx(skm.f1_score(y, predicted.astype(int)), abs=1e-12)
+    assert m["brier"]["value"] == pytest.approx(np.mean((p - y) ** 2), abs=1e-12)
+    for name in ("auc", "rw_auc", "f1", "pr_auc"):
+        assert m[name]["low"] <= m[name]["value"] <= m[name]["high"], name
+    bins = test["calibration"]["bins"]
+    assert sum(b["count"] for b in bins) == len(y)
+    groups = {r["subgroup"] for r in rows if r["label"] == "1"}
+    assert set(test["subgroups"]) == groups == {"bacteria", "virus"}
+    for name, info in test["subgroups"].items():
+        members = [i for i, r in enumerate(rows) if r["subgroup"] == name]
+        hits = sum(p[i] >= t for i in members)
+        assert info["images"] == len(members)
+        assert info["sensitivity"]["value"] == pytest.approx(hits / len(members))
+
+
+def test_the_threshold_comes_from_validation_only(final_outcome):
+    folder = final_outcome.folder
+    report = final_outcome.report
+    _, y_val, p_val = read_predictions(folder / "val_predictions.csv")
+    target = report["thresholds"]["target_sensitivity"]
+    t = report["test"]["threshold"]
+    # the highest threshold whose validation sensitivity reaches the target
+    positives = np.sort(p_val[y_val == 1])[::-1]
+    assert t == pytest.approx(positives[math.ceil(target * len(positives)) - 1], abs=0)
+    assert np.mean(p_val[y_val == 1] >= t) >= target
+    fpr, tpr, thresholds = skm.roc_curve(y_val, p_val)
+    youden = report["thresholds"]["validation"]["youden"]["threshold"]
+    assert youden == pytest.approx(min(thresholds[np.argmax(tpr - fpr)], 1.0))
+    assert report["thresholds"]["validation"]["0.5"]["threshold"] == 0.5
+
+
+def test_the_kept_model_is_the_retraining_best_on_validation(final_outcome):
+    final = final_outcome.report["final"]
+    runs = final["runs"]
+    assert len(runs) == 2 and len({r["trial_id"] for r in runs}) == 2
+    best = max(runs, key=lambda r: r["validation_objective"])
+    assert [r["chosen"] for r in runs].count(True) == 1 and best["chosen"]
+    assert final["chosen"] == {"trial_id": best["trial_id"], "seed": best["seed"]}
+    assert final["validation_metrics"]["rw_auc"] == pytest.approx(best["validation_objective"])
+    history = final["history"]
+    assert len(history) == best["epochs_run"] and history[0]["epoch"] == 1
+
+
+def test_report_sections_are_all_there(final_outcome):
+    report = final_outcome.report
+    search = report["search"]
+    assert search["trials"]["total"] == 3 and len(search["top"]) == 3
+    assert search["best"]["trial_id"] == search["top"][0]["trial_id"]
+    assert len(search["timeline"]) == 3 and search["wall_time_s"] > 0
+    env = report["environment"]
+    assert env["versions"]["keras"].startswith("3.") and env["cpus"] >= 1
+    assert report["data_fingerprint"] == report["data"]["fingerprint"]
+    kinds = {g["kind"] for g in report["gallery"]}
+    assert kinds <= {"false negative", "false positive"} and report["gallery"]
+    for item in report["gallery"]:
+        assert (final_outcome.folder / item["image"]).stat().st_size > 1000
+    for name in ("roc", "pr", "calibration", "confusion", "training", "timeline"):
+        assert (final_outcome.folder / "plots" / f"{name}.png").is_file(), name
+    html = (final_outcome.folder / "report.html").read_text()
+    assert 'src="http' not in html and "<script" not in html and "<link" not in html
+
+
+def test_exported_model_in_a_fresh_process_matches_the_final_evaluation(
+    final_outcome, mini_root, tmp_path
+):
+    rows, _, p = read_predictions(final_outcome.folder / "test_predictions.csv")
+    expected = {r["path"]: prob for r, prob in zip(rows, p)}
+    out = tmp_path / "predictions.csv"
+    env = {**os.environ, "PNEUMO_CACHE_DIR": str(tmp_path / "cache")}
+    model = str(final_outcome.model_dir)
+    proc = cli("predict", model, str(mini_root / "test"), "--csv", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr
+    with out.open(newline="") as handle:
+        predicted = list(csv.DictReader(handle))
+    assert len(predicted) == len(expected) and all(r["status"] == "ok" for r in predicted)
+    card = json.loads((final_outcome.model_dir / "model_card.json").read_text())
+    for row in predicted:
+        relpath = os.path.relpath(row["path"], mini_root)
+        assert float(row["prob_PNEUMONIA"]) == pytest.approx(expected[relpath], abs=1e-5)
+        assert float(row["prob_NORMAL"]) == pytest.approx(1 - expected[relpath], abs=1e-5)
+        wanted = "PNEUMONIA" if expected[relpath] >= card["threshold"]["value"] else "NORMAL"
+        assert row["label"] == wanted
+
+
+def test_the_saved_model_serves_the_same_probabilities(final_outcome, mini_root):
+    import tensorflow as tf
+
+    from pneumo_core.data.decode import decode_image
+
+    rows, _, p = read_predictions(final_outcome.folder / "test_predictions.csv")
+    card = json.loads((final_outcome.model_dir / "model_card.json").read_text())
+    spec = card["input"]
+    images = np.stack(
+        [
+            decode_image(mini_root / r["path"], spec["size"], spec["color_mode"], spec["aspect"])[0]
+            for r in rows[:8]
+        ]
+    ).astype(np.float32)
+    served = tf.saved_model.load(str(final_outcome.model_dir / "saved_model"))
+    probs = np.asarray(served.serve(images))[:, 0]
+    np.testing.assert_allclose(probs, p[:8], atol=1e-5)
+
+
+def test_model_card_describes_the_model(final_outcome):
+    from results.export import sha256_of
+
+    card = json.loads((final_outcome.model_dir / "model_card.json").read_text())
+    report = final_outcome.report
+    assert card["class_names"] == ["NORMAL", "PNEUMONIA"]
+    assert card["input"] | {"preprocessing": ""} == {
+        "size": 32, "channels": 1, "color_mode": "grayscale", "aspect": "squash",
+        "dtype": "float32", "value_range": [0, 255], "preprocessing": "",
+    }  # fmt: skip
+    assert card["threshold"]["value"] == report["test"]["threshold"]
+    assert card["test_metrics"]["auc"] == report["test"]["metrics"]["auc"]["value"]
+    assert card["data_fingerprint"] == report["data_fingerprint"]
+    assert card["files"]["model.keras"]["sha256"] == sha256_of(
+        final_outcome.model_dir / "model.keras"
+    )
+    assert card["config"]["model"]["name"] == "cnn"
+
+
+def test_a_changed_model_file_is_refused(final_outcome, tmp_path):
+    from results.export import load_exported
+
+    copy = tmp_path / "model"
+    shutil.copytree(final_outcome.model_dir, copy)
+    with (copy / "model.keras").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(PneumoError, match=r"model\.keras: sha256 .* does not match"):
+        load_exported(copy)
+
+
+def test_predict_gives_a_row_per_file_and_error_rows_for_bad_ones(
+    final_outcome, mini_root, tmp_path
+):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    sources = sorted((mini_root / "test" / "PNEUMONIA").iterdir())[:3]
+    for source in sources:
+        shutil.copy(source, folder / source.name)
+    (folder / "corrupt.jpeg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    (folder / "notes.txt").write_text("not an image")
+    missing = tmp_path / "missing.png"
+    out = tmp_path / "rows.csv"
+    proc = cli(
+        "predict", str(final_outcome.model_dir), str(folder), str(missing), "--csv", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "3 of 6 files could not be read" in proc.stderr
+    with out.open(newline="") as handle:
+        rows = {os.path.basename(r["path"]): r for r in csv.DictReader(handle)}
+    assert len(rows) == 6
+    for source in sources:
+        assert rows[source.name]["status"] == "ok" and rows[source.name]["label"]
+    assert rows["corrupt.jpeg"]["status"] == "error" and "corrupt" in rows["corrupt.jpeg"]["error"]
+    assert rows["notes.txt"]["error"] == "not an image file Pillow can read"
+    assert rows["missing.png"]["error"] == "no such file"
+    assert rows["notes.txt"]["prob_PNEUMONIA"] == ""
+
+
+def test_explain_writes_a_gradcam_overlay(final_outcome, mini_root, tmp_path):
+    from PIL import Image
+
+    image = sorted((mini_root / "test" / "PNEUMONIA").iterdir())[0]
+    out = tmp_path / "cam.png"
+    proc = cli("explain", str(final_outcome.model_dir), str(image), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "Grad-CAM overlay" in proc.stdout
+    with Image.open(out) as overlay:
+        assert overlay.size == (256, 256) and overlay.mode == "RGB"
+        pixels = np.asarray(overlay).reshape(-1, 3)
+        assert len(np.unique(pixels, axis=0)) > 100
+
+
+def test_export_copies_the_model_and_refuses_a_non_empty_target(final_outcome, tmp_path):
+    run_dir = final_outcome.folder.parent
+    target = tmp_path / "exported"
+    proc = cli("export", str(run_dir), "--to", str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in target.iterdir()) == [
+        "model.keras",
+        "model_card.json",
+        "saved_model",
+    ]
+    again = cli("export", str(run_dir), "--to", str(target))
+    assert again.returncode == 2 and "exists and is not empty" in again.stderr
+
+
+def test_final_without_a_search_is_a_one_line_error(tmp_path):
+    proc = cli("final", str(tmp_path))
+    assert proc.returncode == 2
+    assert (
+        proc.stderr.strip()
+        == f"pneumo-search: error: {tmp_path}: no search here (no experiment.yaml)"
+    )

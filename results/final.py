@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,11 +144,19 @@ def _retrain(experiment, rows, options: FinalOptions, log) -> list[_Retrained]:
                 f"validation {metric} {value:.4f} ({result.seconds:.0f} s)"
             )
             runs.append(_Retrained(row["trial_id"], seed, config, data, result, value))
+            keep = _best(runs) if any(_usable(r) for r in runs) else None
+            for run in runs:
+                if run is not keep:
+                    run.result.model = None  # only the best so far stays in memory
     return runs
 
 
+def _usable(run: _Retrained) -> bool:
+    return run.result.status != "nan_loss" and bool(np.isfinite(run.value))
+
+
 def _best(runs: list[_Retrained]) -> _Retrained:
-    usable = [r for r in runs if r.result.status != "nan_loss" and np.isfinite(r.value)]
+    usable = [r for r in runs if _usable(r)]
     if not usable:
         raise PneumoError("every retraining diverged (NaN loss); nothing to evaluate")
     mode = usable[0].config.objective.mode
@@ -304,8 +313,13 @@ def run_final(
     test_probs = predict_batches(model, test_images)
     log(f"threshold {operating:.4f} (validation sensitivity >= {options.target_sensitivity:g})")
 
-    folder = run_dir / FINAL_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    # Written into final.partial/ and renamed at the end: an interrupted run leaves the
+    # previous final/ as it was, and a new one leaves no stale file of the old one.
+    target = run_dir / FINAL_DIR
+    folder = run_dir / f"{FINAL_DIR}.partial"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
     for split, probs in (("val", val_probs), ("test", test_probs)):
         _write_predictions(folder / PREDICTION_FILES[split], data, split, probs, operating)
     seed = experiment.search.seed
@@ -386,7 +400,10 @@ def run_final(
     report = _plain(report)
     (folder / REPORT_JSON).write_text(json.dumps(report, indent=2, allow_nan=False))
     write_report(report, folder)
-    return FinalOutcome(folder, report)
+    if target.exists():
+        shutil.rmtree(target)
+    folder.rename(target)
+    return FinalOutcome(target, report)
 
 
 def _plain(value: Any) -> Any:

@@ -3,10 +3,11 @@
 ``leaderboard.csv`` columns: ``rank``, ``trial_id``, ``status`` (``completed``,
 ``stopped_early``, ``failed``, ``running``), ``stop_reason``, the ``objective`` value and
 every validation metric at the trial's best epoch, ``best_epoch``, ``epochs_run``,
-``wall_time_s``, ``param_count``, ``error``, then every hyperparameter as its own column
-(dotted configuration keys such as ``training.learning_rate``). ``trials.csv`` holds one row
-per trial and epoch. Both are rewritten atomically (write a temporary file, rename), so a
-reader never sees a half-written file.
+``wall_time_s``, ``param_count``, ``error``, ``node_id`` (the Ray node of its last
+epoch), then every hyperparameter as its own column (dotted configuration keys such as
+``training.learning_rate``). ``trials.csv`` holds one row per trial and epoch. Both are
+rewritten atomically (write a temporary file, rename), so a reader never sees a
+half-written file.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def leaderboard_rows(
         row["wall_time_s"] = round(record.wall_time_s, 2)
         row["param_count"] = record.param_count if record.param_count is not None else ""
         row["error"] = record.error
+        row["node_id"] = record.history[-1].get("node_id", "") if record.history else ""
         for key, value in sorted(record.params.items()):
             row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
         rows.append(row)

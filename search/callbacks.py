@@ -148,6 +148,7 @@ class LeaderboardCallback(Callback):
         }
         row["epoch_seconds"] = result.get("epoch_seconds", result.get("time_this_iter_s"))
         row["time_total_s"] = result.get("time_total_s")
+        row["node_id"] = result.get("node_id", "")
         if "epoch" in row:
             record.add_epoch(row)
         self.write()

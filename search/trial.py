@@ -83,11 +83,15 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
     checkpoint = tune.get_checkpoint()
     objective = train_config.objective.metric
 
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+
     def on_epoch(state) -> None:
         with tempfile.TemporaryDirectory() as folder:
             state.save(folder)
             tune.report(
-                report_metrics(state, objective),
+                {**report_metrics(state, objective), "node_id": node_id},
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 

@@ -325,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("pneumo-search: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
+        if os.environ.get("PNEUMO_DEBUG"):
+            raise
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"pneumo-search: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2

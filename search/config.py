@@ -64,10 +64,13 @@ class ResourcesConfig:
     Attributes:
         cpu: CPUs per trial (TensorFlow's threads follow it).
         gpu: GPUs per trial; a fraction such as 0.5 packs two trials on one GPU.
+        mixed_precision: Train in float16 with float32 weights (``mixed_float16``) on
+            trials that have a GPU; ignored on CPU-only trials.
     """
 
     cpu: float = 1.0
     gpu: float = 0.0
+    mixed_precision: bool = False
 
     def __post_init__(self) -> None:
         require(self.cpu > 0, "cpu", "must be > 0")

@@ -95,8 +95,25 @@ def validate_space(config: ExperimentConfig, space: SearchSpace, samples: int = 
 
 def _local_run_dir(config: ExperimentConfig) -> Path:
     if "://" in config.run_dir:
-        raise ConfigError("output_dir", "remote storage URIs arrive with cluster support")
+        raise ConfigError(
+            "output_dir",
+            f"{config.run_dir}: remote storage URIs are not supported yet; use a folder "
+            "every node can reach (a shared mount)",
+        )
+    if _inside_ray_job() and not Path(config.run_dir).is_absolute():
+        # A job runs in a temporary copy of its working dir: a relative run folder would
+        # vanish with it.
+        raise ConfigError(
+            "output_dir",
+            "inside a Ray job, set an absolute output_dir (e.g. --set output_dir=/shared/runs/"
+            f"{config.name}): the job's working directory is a temporary copy",
+        )
     return Path(config.run_dir).expanduser().resolve()
+
+
+def _inside_ray_job() -> bool:
+    """Whether this driver is the entrypoint of a Ray job (``ray job submit``)."""
+    return bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"))
 
 
 def _has_tune_state(run_dir: Path) -> bool:
@@ -109,8 +126,13 @@ def _init_ray(address: str | None) -> None:
     _quiet_ray()
     if ray.is_initialized():
         return
-    runtime_env = {"env_vars": WORKER_ENV}
-    quiet = {"log_to_driver": False, "logging_level": logging.ERROR, "runtime_env": runtime_env}
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if not _inside_ray_job():
+        # Inside a job, trials keep the job's own runtime env: a second one (even only
+        # env vars) makes Ray delete the job's working_dir copy while the driver runs in it.
+        quiet["runtime_env"] = {"env_vars": WORKER_ENV}
+    # Inside a Ray job (`ray job submit`), RAY_ADDRESS names the job's cluster.
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, **quiet)
     else:
@@ -264,6 +286,10 @@ def _quiet_ray() -> None:
 
 
 def _fit(tuner, run_dir: Path, config: ExperimentConfig) -> RunSummary:
+    if _inside_ray_job():
+        # Ray may clean the job's working_dir copy up when trial workers exit; Tune needs a
+        # current directory that stays.
+        os.chdir(run_dir)
     start = time.monotonic()
     results = tuner.fit()
     elapsed = time.monotonic() - start

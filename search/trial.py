@@ -41,19 +41,48 @@ def report_metrics(state: Any, objective: str) -> dict[str, Any]:
     return metrics
 
 
-def _configure_devices(tf) -> int:
-    """Sets TensorFlow threads from the trial's CPUs and GPU memory growth; returns CPUs."""
+def _configure_devices(tf, mixed_precision: bool = False) -> int:
+    """Sets threads from the trial's CPUs, and the GPUs TensorFlow may use; returns CPUs.
+
+    TensorFlow sees only the GPUs Ray assigned to this trial (none for a CPU trial, so it
+    never takes GPU memory it was not given), with memory growth on, so fractional trials
+    can share a GPU.
+    """
     import ray
 
     from pneumo_core.train.loop import configure_threads
 
-    assigned = ray.get_runtime_context().get_assigned_resources()
+    context = ray.get_runtime_context()
+    assigned = context.get_assigned_resources()
     cpus = max(1, int(assigned.get("CPU", 1)))
     configure_threads(cpus)
-    for gpu in tf.config.list_physical_devices("GPU"):
+    physical = tf.config.list_physical_devices("GPU")
+    if physical:
+        visible = _assigned_gpus(physical, ray.get_gpu_ids())
         with contextlib.suppress(RuntimeError):  # already initialized
-            tf.config.experimental.set_memory_growth(gpu, True)
+            tf.config.set_visible_devices(visible, "GPU")
+            for gpu in visible:
+                tf.config.experimental.set_memory_growth(gpu, True)
+        if visible and mixed_precision:
+            import keras
+
+            keras.mixed_precision.set_global_policy("mixed_float16")
     return cpus
+
+
+def _assigned_gpus(physical: list, gpu_ids: list) -> list:
+    """The physical GPUs matching Ray's GPU ids.
+
+    When Ray sets CUDA_VISIBLE_DEVICES, TensorFlow already sees only the assigned GPUs;
+    when it does not (e.g. RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES in Ray jobs), the ids
+    index the machine's GPUs.
+    """
+    if not gpu_ids:
+        return []
+    if len(physical) <= len(gpu_ids):
+        return list(physical)
+    indices = sorted({int(i) for i in gpu_ids if str(i).isdigit() and int(i) < len(physical)})
+    return [physical[i] for i in indices]
 
 
 def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: SearchSpace) -> None:
@@ -76,7 +105,7 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
     from pneumo_core.data import prepare_data
     from pneumo_core.train.loop import ResumeState, train_model
 
-    _configure_devices(tf)
+    _configure_devices(tf, experiment.resources.mixed_precision)
     train_config = experiment.trial_config(space.resolve(config), seed=experiment.search.seed)
     data = prepare_data(train_config.data)  # the node's decoded-image cache
     resume = None

@@ -82,3 +82,13 @@ def test_a_trial_that_raises_is_failed_and_the_rest_finish(six_trial_run):
         assert "too small" in row["error"] and row["rank"] == ""
     assert all(r["model.params.num_blocks"] != "8" for r in rows if r["status"] != "failed")
     assert len(rows) - len(failed) >= 3
+
+
+def test_a_trial_sees_only_the_gpus_ray_assigned():
+    from search.trial import _assigned_gpus
+
+    machine = ["gpu0", "gpu1", "gpu2", "gpu3"]
+    assert _assigned_gpus(machine, []) == []  # a CPU trial hides every GPU
+    assert _assigned_gpus(machine, ["2"]) == ["gpu2"]  # Ray did not set CUDA_VISIBLE_DEVICES
+    assert _assigned_gpus(machine, [1, 3]) == ["gpu1", "gpu3"]
+    assert _assigned_gpus(["gpu0"], ["3"]) == ["gpu0"]  # CUDA_VISIBLE_DEVICES=3: one visible

@@ -36,6 +36,10 @@ class SearchConfig:
         time_budget_s: Wall-time budget of the whole search in seconds (0 = none).
         max_concurrent_trials: Trials running at once (0 = as many as resources allow).
         max_failures: Retries of a failed trial (from its last checkpoint).
+        reuse_workers: Run the next trial in a finished trial's worker process (Ray Tune's
+            ``reuse_actors``): no TensorFlow import per trial, about 1.5x the trials per
+            hour with small models, but each worker's memory grows by some MiB per trial
+            (bench/RESULTS.md). Off by default.
     """
 
     sampler: Literal["tpe", "random", "cmaes", "qmc", "gp"] = "tpe"
@@ -44,6 +48,7 @@ class SearchConfig:
     time_budget_s: float = 0.0
     max_concurrent_trials: int = 0
     max_failures: int = 0
+    reuse_workers: bool = False
 
     def __post_init__(self) -> None:
         require(self.num_samples == -1 or self.num_samples >= 1, "num_samples", "must be >= 1")

@@ -197,6 +197,8 @@ def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):
         num_samples=config.search.num_samples,
         max_concurrent_trials=config.search.max_concurrent_trials or None,
         time_budget_s=config.search.time_budget_s or None,
+        # Opt-in: a finished trial's worker (TensorFlow already imported) runs the next one.
+        reuse_actors=config.search.reuse_workers,
     )
     run_config = tune.RunConfig(
         name=run_dir.name,

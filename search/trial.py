@@ -100,11 +100,15 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
     from pneumo_core.runtime import import_tensorflow
 
     tf = import_tensorflow()
+    import keras
     from ray import tune
 
     from pneumo_core.data import prepare_data
     from pneumo_core.train.loop import ResumeState, train_model
 
+    # Ray reuses a trial's worker process for the next trial (reuse_actors): start clean.
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("float32")
     _configure_devices(tf, experiment.resources.mixed_precision)
     train_config = experiment.trial_config(space.resolve(config), seed=experiment.search.seed)
     data = prepare_data(train_config.data)  # the node's decoded-image cache

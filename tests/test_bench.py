@@ -39,3 +39,12 @@ def test_memory_flat_quick(mini_root):
     assert re.search(r"after trial\s+1 ended", out), out
     ratio = float(re.search(r"ratio last \d / first \d ends\s*:\s*([\d.]+)", out).group(1))
     assert ratio > 0.0
+
+
+def test_concurrency_quick(mini_root):
+    out = run_quick("concurrency.py")
+    assert re.search(r"1 concurrent: 2 trials in", out) and re.search(
+        r"2 concurrent: 2 trials", out
+    )
+    ratio = float(re.search(r"ratio 2 concurrent / 1 concurrent.*:\s*([\d.]+)", out).group(1))
+    assert ratio > 1.2, out  # two single-CPU trials at once on 2 cores must overlap

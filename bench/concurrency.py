@@ -1,0 +1,127 @@
+"""Trials per hour with 1 and with 2 concurrent single-CPU trials, side by side in one run.
+
+The same search (the same fixed configuration, N trials, 1 CPU each, ASHA off) runs twice
+on one local Ray with 2 CPUs: first with ``max_concurrent_trials: 1``, then with 2. Each
+search's clock runs from the first trial's start to the last trial's end (Optuna's
+timestamps), so Ray start-up and data preparation are outside both.
+
+    python bench/concurrency.py                 # chest_xray_mini, 128 px, 4 trials of 3 epochs
+    python bench/concurrency.py --quick         # 32 px, 2 trials of 1 epoch
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def experiment(
+    root: str, out: Path, size: int, epochs: int, trials: int, concurrent: int, reuse: bool
+):
+    from pneumo_core.configuration import from_dict
+    from search.config import ExperimentConfig
+
+    return from_dict(
+        ExperimentConfig,
+        {
+            "name": out.name,
+            "data": {"root": root, "image_size": size, "cache_dir": str(out.parent / "cache")},
+            # one fixed configuration: every trial does the same work
+            "space": {"model.name": "cnn", "model.params.preset": "seed_3conv"},
+            "training": {"epochs": epochs, "batch_size": 32, "early_stopping_patience": 0},
+            "search": {
+                "num_samples": trials,
+                "max_concurrent_trials": concurrent,
+                "seed": 0,
+                "reuse_workers": reuse,
+            },
+            "resources": {"cpu": 1},
+            "scheduler": {"type": "none"},
+            "output_dir": str(out),
+        },
+    )
+
+
+def search_seconds(out: Path) -> float:
+    """First trial start to last trial end, from the run's Optuna study."""
+    import optuna
+
+    study = optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'optuna.db'}")
+    starts = [t.datetime_start for t in study.trials]
+    ends = [t.datetime_complete for t in study.trials]
+    if not ends or None in ends:
+        raise RuntimeError(f"{out}: a trial did not finish")
+    return (max(ends) - min(starts)).total_seconds()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(REPO.parent / "shared/data/chest_xray_mini"))
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument(
+        "--reuse-workers", action="store_true", help="search.reuse_workers: true (reuse_actors)"
+    )
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.epochs, args.trials = 32, 1, 2
+    import ray
+
+    from results.leaderboard import read_csv_rows
+    from search.runner import run_experiment
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
+    seconds: dict[int, float] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for concurrent in (1, 2):
+                out = Path(tmp) / f"concurrent{concurrent}"
+                config = experiment(
+                    args.data,
+                    out,
+                    args.size,
+                    args.epochs,
+                    args.trials,
+                    concurrent,
+                    args.reuse_workers,
+                )
+                start = time.perf_counter()
+                run_experiment(config)
+                rows = read_csv_rows(out / "leaderboard.csv")
+                if [r["status"] for r in rows] != ["completed"] * args.trials:
+                    raise RuntimeError(f"not every trial completed: {rows}")
+                seconds[concurrent] = search_seconds(out)
+                each = sorted(float(r["wall_time_s"]) for r in rows)
+                print(
+                    f"{concurrent} concurrent: {args.trials} trials in {seconds[concurrent]:.1f} s "
+                    f"({time.perf_counter() - start:.1f} s with start-up) = "
+                    f"{3600 * args.trials / seconds[concurrent]:.0f} trials/hour; "
+                    f"trial wall times {each[0]:.1f}-{each[-1]:.1f} s"
+                )
+    finally:
+        ray.shutdown()
+    reuse = "reused" if args.reuse_workers else "a new one per trial"
+    print(
+        f"config: cnn seed_3conv at {args.size} px, {args.epochs} epochs, 1 CPU per trial, "
+        f"worker processes: {reuse}"
+    )
+    print(f"ratio 2 concurrent / 1 concurrent (trials per hour) : {seconds[1] / seconds[2]:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

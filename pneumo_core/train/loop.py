@@ -222,6 +222,8 @@ class _EpochHook(keras.callbacks.Callback):
 
 
 def _restore(model, scorer: ValidationMetrics, resume: ResumeState) -> None:
+    # The scorer may not see a fit (every epoch was already trained): give it the model.
+    scorer.set_model(model)
     if resume.best_weights_path:
         model.load_weights(resume.best_weights_path)
         scorer.best_weights = model.get_weights()

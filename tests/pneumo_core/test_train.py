@@ -154,3 +154,14 @@ def test_resume_from_an_epoch_checkpoint_trains_only_the_rest(mini64, tmp_path):
     )
     assert same  # epoch 1 came from the checkpoint (NaN-aware comparison)
     assert resumed.epochs_run == 3 and resumed.best_epoch in (1, 2, 3)
+    # A trial killed after its last epoch's checkpoint, before it returned: nothing left to
+    # train, and the best epoch's weights come back from the checkpoint.
+    done = ResumeState.load(saved[-1][2])
+    finished = train_model(config, mini64, resume=done)
+    assert finished.epochs_run == 3 and finished.best_epoch == full.best_epoch
+    images, _ = mini64.arrays("val")
+    np.testing.assert_allclose(
+        finished.model.predict_on_batch(images[:16].astype("float32")),
+        full.model.predict_on_batch(images[:16].astype("float32")),
+        atol=1e-6,
+    )

@@ -69,11 +69,14 @@ def main(argv: list[str] | None = None) -> int:
         samples: list[tuple[int, float]] = []
         stop = threading.Event()
 
+        def take_sample() -> None:
+            rows = read_csv_rows(out / "leaderboard.csv") if out.exists() else []
+            ended = sum(r["status"] in ("completed", "stopped_early", "failed") for r in rows)
+            samples.append((ended, used_mib()))
+
         def sample() -> None:
             while not stop.is_set():
-                rows = read_csv_rows(out / "leaderboard.csv") if out.exists() else []
-                ended = sum(r["status"] in ("completed", "stopped_early", "failed") for r in rows)
-                samples.append((ended, used_mib()))
+                take_sample()
                 time.sleep(0.25)
 
         baseline = used_mib()
@@ -84,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop.set()
             thread.join()
+            take_sample()  # the last trial's end, before Ray shuts down
             ray.shutdown()
     at_end: dict[int, float] = {}
     for ended, mib in samples:
-        if ended >= 1:
-            at_end.setdefault(ended, mib)  # first sample after the n-th trial ended
+        # first sample after the n-th trial ended (trials ending together share it)
+        for n in range(1, ended + 1):
+            at_end.setdefault(n, mib)
     print(f"used memory before the search: {baseline:8.0f} MiB")
     for n in sorted(at_end):
         print(f"after trial {n:3d} ended     : {at_end[n]:8.0f} MiB")

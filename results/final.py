@@ -102,8 +102,7 @@ class _Retrained:
     value: float
 
 
-def _candidates(run_dir: Path, top: int) -> list[dict[str, str]]:
-    rows = read_csv_rows(run_dir / LEADERBOARD_FILE)
+def _candidates(run_dir: Path, rows: list[dict[str, str]], top: int) -> list[dict[str, str]]:
     if not rows:
         raise PneumoError(f"{run_dir / LEADERBOARD_FILE}: missing or empty (run a search first)")
     ranked = [row for row in rows if row.get("rank")]
@@ -294,7 +293,8 @@ def run_final(
     if not experiment_file.is_file():
         raise PneumoError(f"{run_dir}: no search here (no experiment.yaml)")
     experiment = load_experiment(experiment_file)
-    rows = _candidates(run_dir, options.top)
+    board = read_csv_rows(run_dir / LEADERBOARD_FILE)
+    rows = _candidates(run_dir, board, options.top)
     runs = _retrain(experiment, rows, options, log)
     chosen = _best(runs)
     model, data, config = chosen.result.model, chosen.data, chosen.config
@@ -340,9 +340,7 @@ def run_final(
         "run_dir": str(run_dir),
         "experiment": experiment.name,
         "data": data.summary,
-        "search": summarize_search(
-            run_dir, experiment.name, read_csv_rows(run_dir / LEADERBOARD_FILE)
-        ),
+        "search": summarize_search(run_dir, experiment.name, board),
         "final": {
             "options": dataclasses.asdict(options),
             "objective": objective.metric,

@@ -13,6 +13,7 @@ half-written file.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -28,6 +29,8 @@ __all__ = [
     "LEADERBOARD_FILE",
     "TRIALS_FILE",
     "TrialRecord",
+    "csv_text",
+    "is_finite",
     "leaderboard_rows",
     "parse_cell",
     "read_csv_rows",
@@ -75,14 +78,15 @@ class TrialRecord:
     def best_row(self, objective: str, mode: str) -> dict[str, Any] | None:
         """The history row of the best epoch by ``objective`` (NaN never wins)."""
         key = f"val_{objective}"
-        scored = [r for r in self.history if _finite(r.get(key))]
+        scored = [r for r in self.history if is_finite(r.get(key))]
         if not scored:
             return None
         sign = 1.0 if mode == "max" else -1.0
         return max(scored, key=lambda r: (sign * float(r[key]), -int(r["epoch"])))
 
 
-def _finite(value: Any) -> bool:
+def is_finite(value: Any) -> bool:
+    """Whether a value (number or CSV text) is a finite number."""
     try:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
@@ -125,30 +129,37 @@ def leaderboard_rows(
 
     def order(row: dict[str, Any]) -> tuple:
         value = row["objective"]
-        good = _finite(value)
+        good = is_finite(value)
         return (0 if good else 1, sign * float(value) if good else 0.0, row["trial_id"])
 
     rows.sort(key=order)
     rank = 0
     for row in rows:
-        if _finite(row["objective"]):
+        if is_finite(row["objective"]):
             rank += 1
             row["rank"] = rank
     return rows
 
 
-def write_csv_atomic(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Writes rows as CSV (columns: union of keys, first-seen order) via a rename."""
-    path = Path(path)
+def csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as CSV text; columns are the union of the rows' keys, in first-seen order."""
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_csv_atomic(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Writes rows as CSV (:func:`csv_text`) via a temporary file and a rename."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
+            handle.write(csv_text(rows))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -7,8 +7,6 @@ that cannot be decoded gets an error row; the others go on.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 from pneumo_core.data.decode import BadImageError, decode_image
 from pneumo_core.errors import PneumoError
 from results.export import load_exported
+from results.leaderboard import csv_text, write_csv_atomic
 
 __all__ = ["collect_files", "explain_image", "predict_files", "predictions_csv"]
 
@@ -119,20 +118,12 @@ def _probability_columns(classes: list[str], prob: Any, threshold: float) -> dic
 
 
 def predictions_csv(rows: Iterable[dict[str, Any]], out: str | Path | None = None) -> str:
-    """Writes prediction rows as CSV to ``out`` (or returns the text when ``out`` is None)."""
+    """Prediction rows as CSV text, also written to ``out`` (atomically) when given."""
     rows = list(rows)
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    text = buffer.getvalue()
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
-    return text
+        write_csv_atomic(out, rows)
+    return csv_text(rows)
 
 
 def explain_image(model_dir: str | Path, image: str | Path, out: str | Path) -> dict[str, Any]:

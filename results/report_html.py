@@ -78,10 +78,10 @@ def _interval(metric: dict[str, Any]) -> str:
 def make_figures(report: dict[str, Any]) -> dict[str, bytes]:
     """Draws every figure of the report; name -> PNG bytes."""
     test = report["test"]
-    counts = test["counts"]
-    sens = counts["tp"] / max(1, counts["tp"] + counts["fn"])
-    spec = counts["tn"] / max(1, counts["tn"] + counts["fp"])
-    ppv = counts["tp"] / (counts["tp"] + counts["fp"]) if counts["tp"] + counts["fp"] else 1.0
+    metrics = test["metrics"]
+    sens, spec = metrics["sensitivity"]["value"], metrics["specificity"]["value"]
+    ppv = metrics["ppv"]["value"]  # null when nothing was called positive
+    ppv = 1.0 if ppv is None else ppv
     figures = {
         "confusion": plots.confusion_plot(
             test["confusion_matrix"]["matrix"], test["confusion_matrix"]["labels"]

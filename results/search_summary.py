@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from results.leaderboard import parse_cell, row_params
+from results.leaderboard import is_finite, parse_cell, row_params
 
 __all__ = ["TOP_COLUMNS", "summarize_search"]
 
@@ -109,13 +108,6 @@ def summarize_search(run_dir: Path, study_name: str, rows: list[dict[str, str]])
         if ends:
             summary["wall_time_s"] = round(max(ends) * 60, 1)
     summary["sum_of_trial_times_s"] = round(
-        sum(float(r["wall_time_s"]) for r in rows if _finite(r.get("wall_time_s"))), 1
+        sum(float(r["wall_time_s"]) for r in rows if is_finite(r.get("wall_time_s"))), 1
     )
     return summary
-
-
-def _finite(text: Any) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except (TypeError, ValueError):
-        return False

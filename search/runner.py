@@ -22,8 +22,6 @@ __all__ = ["RunSummary", "describe_trial", "resume_experiment", "run_experiment"
 EXPERIMENT_FILE = "experiment.yaml"
 DATA_SUMMARY_FILE = "data_summary.json"
 OPTUNA_FILE = "optuna.db"
-#: Environment of trial processes: quiet TensorFlow.
-WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
 
 
 @dataclass
@@ -126,11 +124,9 @@ def _init_ray(address: str | None) -> None:
     _quiet_ray()
     if ray.is_initialized():
         return
+    # No runtime env of our own: trials quiet TensorFlow themselves (import_tensorflow), and
+    # inside a job a second runtime env makes Ray delete the job's working_dir copy.
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if not _inside_ray_job():
-        # Inside a job, trials keep the job's own runtime env: a second one (even only
-        # env vars) makes Ray delete the job's working_dir copy while the driver runs in it.
-        quiet["runtime_env"] = {"env_vars": WORKER_ENV}
     # Inside a Ray job (`ray job submit`), RAY_ADDRESS names the job's cluster.
     address = address or os.environ.get("RAY_ADDRESS")
     if address:

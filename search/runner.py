@@ -15,6 +15,7 @@ import yaml
 from pneumo_core.errors import ConfigError, PneumoError
 from results.leaderboard import LEADERBOARD_FILE, read_csv_rows
 from search.config import ExperimentConfig, load_experiment
+from search.guard import check_guard, write_guard
 from spaces import SearchSpace, SpaceContext, build_space
 
 __all__ = ["RunSummary", "describe_trial", "resume_experiment", "run_experiment", "validate_space"]
@@ -241,6 +242,7 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(config.to_yaml_dict(), sort_keys=False))
     (run_dir / DATA_SUMMARY_FILE).write_text(json.dumps(data.summary, indent=2))
+    write_guard(run_dir, config)
     _init_ray(address or config.address)
     trainable, tune_config, run_config = _tune_parts(config, space, run_dir)
     tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
@@ -264,6 +266,7 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
             f"{run_dir}: no resumable search here (no {EXPERIMENT_FILE} or Tune state)"
         )
     config = load_experiment(run_dir / EXPERIMENT_FILE)
+    check_guard(run_dir, config)
     space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
     _init_ray(address or config.address)
     # Searcher, scheduler and callbacks come back from the run folder's saved state.

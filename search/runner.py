@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -133,8 +134,32 @@ def _init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, **quiet)
     else:
-        # A local Ray listens on the loopback interface only.
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+        with _loopback_only():
+            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+
+
+@contextlib.contextmanager
+def _loopback_only():
+    """While a local Ray starts, makes it bind every server to 127.0.0.1.
+
+    Ray replaces ``127.0.0.1`` by the machine's network address (and its servers then
+    listen on every interface) unless it believes it runs on a single-machine platform,
+    which it reads from ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER`` (``ENABLE_RAY_CLUSTER``).
+    The processes started meanwhile (GCS, raylet, agents, workers) inherit the setting.
+    """
+    from ray._private import ray_constants
+
+    name = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    saved_env, saved_flag = os.environ.get(name), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[name], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved_env
 
 
 def _trainable(config: ExperimentConfig, space: SearchSpace):

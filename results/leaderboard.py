@@ -7,18 +7,21 @@ every validation metric at the trial's best epoch, ``best_epoch``, ``epochs_run`
 epoch), then every hyperparameter as its own column (dotted configuration keys such as
 ``training.learning_rate``). ``trials.csv`` holds one row per trial and epoch. Both are
 rewritten atomically (write a temporary file, rename), so a reader never sees a
-half-written file.
+half-written file; leaderboard updates read, merge and write under a lock file
+(``.leaderboard.csv.lock``), so several writing processes lose no row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +35,10 @@ __all__ = [
     "csv_text",
     "is_finite",
     "leaderboard_rows",
+    "locked",
+    "merge_rows",
     "parse_cell",
+    "rank_rows",
     "read_csv_rows",
     "row_params",
     "write_csv_atomic",
@@ -125,20 +131,77 @@ def leaderboard_rows(
         for key, value in sorted(record.params.items()):
             row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
         rows.append(row)
+    return rank_rows(rows, mode)
+
+
+def rank_rows(rows: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """Sorts leaderboard rows best first and numbers the ranks, in place.
+
+    Rows whose objective is not a finite number (NaN, inf, empty: failed or diverged
+    trials) come last and get no rank. Ties, and the unranked rows among themselves, keep
+    trial-id order, so the same rows always give the same board whatever their order.
+
+    Args:
+        rows: Leaderboard rows (values as numbers or as CSV text).
+        mode: ``max`` or ``min``.
+
+    Returns:
+        ``rows``, sorted.
+    """
     sign = -1.0 if mode == "max" else 1.0
 
     def order(row: dict[str, Any]) -> tuple:
         value = row["objective"]
         good = is_finite(value)
-        return (0 if good else 1, sign * float(value) if good else 0.0, row["trial_id"])
+        return (0 if good else 1, sign * float(value) if good else 0.0, str(row["trial_id"]))
 
     rows.sort(key=order)
     rank = 0
     for row in rows:
+        row["rank"] = ""
         if is_finite(row["objective"]):
             rank += 1
             row["rank"] = rank
     return rows
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Holds an exclusive lock on ``path`` (through ``PATH.lock``) across processes.
+
+    Readers need no lock: files are replaced atomically. Writers that read, change and
+    write back take this lock so that no update is lost.
+    """
+    path = Path(path)
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def merge_rows(path: str | Path, rows: Iterable[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """Adds or replaces rows (by ``trial_id``) in a leaderboard file, re-ranked, atomically.
+
+    Safe with several writer processes at once: each update happens under :func:`locked`,
+    and the file is replaced by a rename, so a reader always sees a complete board.
+
+    Args:
+        path: ``leaderboard.csv`` (created if missing).
+        rows: Rows to add; a row replaces the file's row of the same trial.
+        mode: ``max`` or ``min`` (the objective's direction).
+
+    Returns:
+        The board as written.
+    """
+    with locked(path):
+        board = {row["trial_id"]: dict(row) for row in read_csv_rows(path)}
+        for row in rows:
+            board[str(row["trial_id"])] = dict(row)
+        ranked = rank_rows(list(board.values()), mode)
+        write_csv_atomic(path, ranked)
+    return ranked
 
 
 def csv_text(rows: Sequence[dict[str, Any]]) -> str:

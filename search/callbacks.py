@@ -15,6 +15,7 @@ from results.leaderboard import (
     TRIALS_FILE,
     TrialRecord,
     leaderboard_rows,
+    merge_rows,
     parse_cell,
     read_csv_rows,
     row_params,
@@ -126,7 +127,8 @@ class LeaderboardCallback(Callback):
         folder = Path(self.run_dir)
         folder.mkdir(parents=True, exist_ok=True)
         rows = leaderboard_rows(self.records.values(), self.objective, self.mode)
-        write_csv_atomic(folder / LEADERBOARD_FILE, rows)
+        # under the board's lock: a row another process added is kept, none is lost
+        merge_rows(folder / LEADERBOARD_FILE, rows, self.mode)
         history = [
             {"trial_id": r.trial_id, **row}
             for r in sorted(self.records.values(), key=lambda r: r.trial_id)

@@ -44,3 +44,7 @@ class MetricError(PneumoError, ValueError):
 
 class TrainingError(PneumoError):
     """Training could not start or could not go on (for instance, the loss became NaN)."""
+
+
+class CheckpointError(PneumoError):
+    """A training checkpoint is incomplete or damaged (its files do not match its manifest)."""

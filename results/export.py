@@ -6,13 +6,13 @@ arbitrary code is ever run); the project's custom layers are registered on impor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from pneumo_core.errors import PneumoError
+from pneumo_core.train.checkpoint_files import sha256_file
 
 __all__ = [
     "CARD_FILE",
@@ -33,11 +33,7 @@ CARD_VERSION = 1
 
 def sha256_of(path: str | Path) -> str:
     """Hex sha256 of a file's contents."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(Path(path))
 
 
 def export_model(model: Any, folder: str | Path, card: dict[str, Any]) -> Path:

@@ -3,11 +3,11 @@
 ``leaderboard.csv`` columns: ``rank``, ``trial_id``, ``status`` (``completed``,
 ``stopped_early``, ``failed``, ``running``), ``stop_reason``, the ``objective`` value and
 every validation metric at the trial's best epoch, ``best_epoch``, ``epochs_run``,
-``wall_time_s``, ``param_count``, ``error``, ``node_id`` (the Ray node of its last
-epoch), then every hyperparameter as its own column (dotted configuration keys such as
-``training.learning_rate``). ``trials.csv`` holds one row per trial and epoch. Both are
-rewritten atomically (write a temporary file, rename), so a reader never sees a
-half-written file; leaderboard updates read, merge and write under a lock file
+``wall_time_s``, ``param_count``, ``attempts`` (1 + retries), ``error``, ``node_id`` (the
+Ray node of its last epoch), then every hyperparameter as its own column (dotted
+configuration keys such as ``training.learning_rate``). ``trials.csv`` holds one row per
+trial and epoch. Both are rewritten atomically (write a temporary file, rename), so a reader
+never sees a half-written file; leaderboard updates read, merge and write under a lock file
 (``.leaderboard.csv.lock``), so several writing processes lose no row.
 """
 
@@ -64,6 +64,7 @@ class TrialRecord:
         history: One row per epoch (``epoch``, ``loss``, ``val_<metric>``...).
         param_count: Model parameters.
         wall_time_s: Wall time of the trial so far.
+        attempts: Times the trial was started (1 + retries after failures).
     """
 
     trial_id: str
@@ -74,6 +75,7 @@ class TrialRecord:
     history: list[dict[str, Any]] = field(default_factory=list)
     param_count: int | None = None
     wall_time_s: float = 0.0
+    attempts: int = 1
 
     def add_epoch(self, row: dict[str, Any]) -> None:
         """Adds (or replaces, after a retry) the row of one epoch."""
@@ -126,6 +128,7 @@ def leaderboard_rows(
         row["epochs_run"] = len(record.history)
         row["wall_time_s"] = round(record.wall_time_s, 2)
         row["param_count"] = record.param_count if record.param_count is not None else ""
+        row["attempts"] = record.attempts
         row["error"] = record.error
         row["node_id"] = record.history[-1].get("node_id", "") if record.history else ""
         for key, value in sorted(record.params.items()):

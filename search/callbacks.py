@@ -96,6 +96,7 @@ class LeaderboardCallback(Callback):
             record.stop_reason = row.get("stop_reason", "")
             record.error = row.get("error", "")
             record.wall_time_s = _number(row.get("wall_time_s")) or 0.0
+            record.attempts = int(_number(row.get("attempts")) or 1)
             count = _number(row.get("param_count"))
             record.param_count = int(count) if count is not None else None
             record.params = row_params(row)
@@ -115,6 +116,8 @@ class LeaderboardCallback(Callback):
                 record.params = self.resolve(trial.config)
             except Exception:
                 record.params = {}
+        # Ray counts failed attempts; the one running now (or that ended well) is one more
+        record.attempts = int(getattr(trial, "num_failures", 0)) + 1
         result = trial.last_result or {}
         if "time_total_s" in result:
             record.wall_time_s = float(result["time_total_s"])
@@ -151,6 +154,7 @@ class LeaderboardCallback(Callback):
         row["epoch_seconds"] = result.get("epoch_seconds", result.get("time_this_iter_s"))
         row["time_total_s"] = result.get("time_total_s")
         row["node_id"] = result.get("node_id", "")
+        row["resumed_from_epoch"] = result.get("resumed_from_epoch", 0)
         if "epoch" in row:
             record.add_epoch(row)
         self.write()
@@ -169,6 +173,7 @@ class LeaderboardCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         record = self._update(trial)
+        record.attempts = max(1, int(getattr(trial, "num_failures", 1)))  # all of them failed
         record.status = "failed"
         record.error = trial_error_message(trial)
         record.stop_reason = record.error.split(":", 1)[0]

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pneumo_core.errors import ConfigError, PneumoError
 from results.leaderboard import LEADERBOARD_FILE, read_csv_rows
 from search.config import ExperimentConfig, load_experiment
 from search.guard import check_guard, write_guard
+from search.repair import recreate_missing_checkpoints
 from spaces import SearchSpace, SpaceContext, build_space
 
 __all__ = ["RunSummary", "describe_trial", "resume_experiment", "run_experiment", "validate_space"]
@@ -198,7 +200,9 @@ def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):
     )
     if config.scheduler.type == "asha":
         scheduler = ASHAScheduler(
-            time_attr="training_iteration",
+            # the trial's own epoch count: after a retry from an older checkpoint, Tune's
+            # training_iteration runs ahead of the epochs actually trained
+            time_attr="epoch",
             metric=metric,
             mode=mode,
             max_t=config.epochs,
@@ -226,7 +230,8 @@ def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):
         name=run_dir.name,
         storage_path=str(run_dir.parent),
         callbacks=callbacks,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        # two per trial: when the newest is damaged, a trial resumes from the one before
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
         verbose=0,
     )
@@ -292,6 +297,11 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
         )
     config = load_experiment(run_dir / EXPERIMENT_FILE)
     check_guard(run_dir, config)
+    for missing in recreate_missing_checkpoints(run_dir):
+        print(
+            f"pneumo-search: {missing} is gone; its trial resumes from the checkpoint before",
+            file=sys.stderr,
+        )
     space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
     _init_ray(address or config.address)
     # Searcher, scheduler and callbacks come back from the run folder's saved state.

@@ -101,7 +101,8 @@ class PruningAwareOptunaSearch(OptunaSearch):
             state, values = optuna.trial.TrialState.FAIL, None
         elif result and not result.get("trial_finished", False):
             state, values = optuna.trial.TrialState.PRUNED, None
-            value, step = result.get(self._metric), result.get("training_iteration")
+            value = result.get(self._metric)
+            step = result.get("epoch", result.get("training_iteration"))
             with contextlib.suppress(Exception):  # ASHA's last result skips on_trial_result
                 frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
                 if (

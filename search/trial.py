@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import tempfile
 from typing import Any
 
@@ -112,7 +113,6 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
     _configure_devices(tf, experiment.resources.mixed_precision)
     train_config = experiment.trial_config(space.resolve(config), seed=experiment.search.seed)
     data = prepare_data(train_config.data)  # the node's decoded-image cache
-    resume = None
     checkpoint = tune.get_checkpoint()
     objective = train_config.objective.metric
 
@@ -120,17 +120,27 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
 
     node_id = ray.get_runtime_context().get_node_id()
 
+    resumed_from = 0
+
     def on_epoch(state) -> None:
         with tempfile.TemporaryDirectory() as folder:
             state.save(folder)
             tune.report(
-                {**report_metrics(state, objective), "node_id": node_id},
+                {
+                    **report_metrics(state, objective),
+                    "node_id": node_id,
+                    "resumed_from_epoch": resumed_from,
+                },
                 checkpoint=tune.Checkpoint.from_directory(folder),
             )
 
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            resume = ResumeState.load(folder)
+            # a damaged or missing newest checkpoint: the newest valid older one is used
+            resume, problems = ResumeState.load_latest_valid(folder)
+            for problem in problems:
+                print(f"pneumo-search: checkpoint passed over: {problem}", file=sys.stderr)
+            resumed_from = resume.epochs_done if resume is not None else 0
             result = train_model(train_config, data, on_epoch=on_epoch, resume=resume)
     else:
         result = train_model(train_config, data, on_epoch=on_epoch)

@@ -16,10 +16,16 @@ import tensorflow as tf
 from pneumo_core.data.dataset import PreparedData
 from pneumo_core.data.imbalance import balanced_class_weights
 from pneumo_core.data.pipeline import training_dataset
-from pneumo_core.errors import ConfigError, TrainingError
+from pneumo_core.errors import CheckpointError, ConfigError, TrainingError
 from pneumo_core.metrics import METRICS
 from pneumo_core.models import create_model, fine_tune_plan, model_params
 from pneumo_core.train.callbacks import ValidationMetrics
+from pneumo_core.train.checkpoint_files import (
+    MANIFEST_FILE,
+    checkpoint_index,
+    sha256_file,
+    verify_manifest,
+)
 from pneumo_core.train.config import TrainConfig, TrainingConfig
 
 __all__ = ["EpochState", "ResumeState", "TrainResult", "configure_threads", "train_model"]
@@ -77,8 +83,14 @@ class ResumeState:
 
     @classmethod
     def load(cls, folder: str | Path) -> ResumeState:
-        """Reads a state saved by :meth:`EpochState.save` from ``folder``."""
+        """Reads a state saved by :meth:`EpochState.save` from ``folder``.
+
+        Raises:
+            CheckpointError: The folder has no manifest (the save did not finish), or a
+                file is missing or differs from the manifest's sha256.
+        """
         folder = Path(folder)
+        verify_manifest(folder)
         state = json.loads((folder / _STATE_FILE).read_text())
         best = folder / _BEST_FILE
         if not best.is_file() and state["best_epoch"] == state["epochs_done"]:
@@ -91,6 +103,33 @@ class ResumeState:
             weights_path=str(folder / _WEIGHTS_FILE),
             best_weights_path=str(best) if best.is_file() else None,
         )
+
+    @classmethod
+    def load_latest_valid(cls, folder: str | Path) -> tuple[ResumeState | None, list[str]]:
+        """Loads ``folder``, or else the newest valid older checkpoint beside it.
+
+        Checkpoints sit side by side as ``checkpoint_NNNNNN`` folders; when the one asked
+        for is damaged or incomplete, the older ones are tried, newest first (never a newer
+        one: its epochs were not recorded by the driver).
+
+        Returns:
+            ``(state, problems)``: the state (``None`` if no checkpoint is valid: train from
+            the start) and one line per checkpoint passed over.
+        """
+        folder = Path(folder)
+        candidates = [folder]
+        index = checkpoint_index(folder)
+        if index is not None and folder.parent.is_dir():
+            indexed = [(checkpoint_index(p), p) for p in folder.parent.iterdir()]
+            older = [(i, p) for i, p in indexed if i is not None and i < index]
+            candidates += [p for _, p in sorted(older, reverse=True)]
+        problems = []
+        for candidate in candidates:
+            try:
+                return cls.load(candidate), problems
+            except (CheckpointError, OSError, ValueError, KeyError) as exc:
+                problems.append(f"{candidate.name}: {exc}")
+        return None, problems
 
 
 @dataclass
@@ -137,6 +176,10 @@ class EpochState:
             "best_value": self.best_value,
         }
         (folder / _STATE_FILE).write_text(json.dumps(state))
+        # written last: a checkpoint without its manifest did not finish saving
+        names = [n for n in (_STATE_FILE, _WEIGHTS_FILE, _BEST_FILE) if (folder / n).is_file()]
+        manifest = {name: sha256_file(folder / name) for name in names}
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
 _STATE_FILE, _WEIGHTS_FILE, _BEST_FILE = "state.json", "last.weights.h5", "best.weights.h5"

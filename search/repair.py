@@ -46,8 +46,12 @@ def referenced_checkpoints(run_dir: Path) -> set[Path]:
     states = sorted(run_dir.glob("experiment_state-*.json"))
     if not states:
         return set()
+    try:
+        state = json.loads(states[-1].read_text())
+    except (OSError, ValueError):
+        return set()  # unreadable: nothing to repair here (Tune reports it on restore)
     found = set()
-    for blob in _pickled_blobs(json.loads(states[-1].read_text())):
+    for blob in _pickled_blobs(state):
         for match in _CHECKPOINT.finditer(blob):
             trial = match.group(1).decode().rsplit("/", 1)[-1]
             found.add(run_dir / trial / match.group(2).decode())

@@ -26,6 +26,8 @@ __all__ = ["RunSummary", "describe_trial", "resume_experiment", "run_experiment"
 EXPERIMENT_FILE = "experiment.yaml"
 DATA_SUMMARY_FILE = "data_summary.json"
 OPTUNA_FILE = "optuna.db"
+#: Seconds between saves of Tune's experiment state into the run folder.
+STATE_PERIOD_S = 2
 
 
 @dataclass
@@ -230,8 +232,11 @@ def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):
         name=run_dir.name,
         storage_path=str(run_dir.parent),
         callbacks=callbacks,
-        # two per trial: when the newest is damaged, a trial resumes from the one before
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        # three per trial: the saved state can be a save behind, and when the newest it
+        # names is damaged, the trial resumes from the one before
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
+        # the state saved in the staging folder is copied into the run folder each time
+        sync_config=tune.SyncConfig(sync_period=0),
         failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
         verbose=0,
     )
@@ -317,6 +322,9 @@ def _quiet_ray() -> None:
     # per-trial tracebacks and checkpoint-frequency warnings stay in the run folder.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune's saved state (what `resume` restores) at most this many seconds old, instead of
+    # Ray's default of 10 s or more: trials started just before a crash are not lost.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(STATE_PERIOD_S))
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 

@@ -62,10 +62,10 @@ def kill_mid_epoch(out: Path, marker: str, driver: subprocess.Popen, wanted) -> 
     raise AssertionError("no trial reached its first epoch in time")
 
 
-def start(tmp_path, mini_root, cli_env, name: str, **search):
+def start(tmp_path, mini_root, cli_env, name: str, epochs: int = EPOCHS, size: int = 48, **search):
     out = tmp_path / "runs" / name
     data = experiment_dict(mini_root, out, **search)
-    data["data"]["image_size"] = 48
+    data["data"]["image_size"] = size
     data["space"] = {
         "model.name": "cnn",
         "model.params.num_blocks": {"choice": [2, 8]},  # 8 pooled blocks cannot fit 48 px
@@ -73,7 +73,7 @@ def start(tmp_path, mini_root, cli_env, name: str, **search):
         "model.params.head": "global_avg",
         "model.params.dense_units": [8],
     }
-    data["training"]["epochs"] = EPOCHS
+    data["training"]["epochs"] = epochs
     data["scheduler"] = {"type": "none"}
     experiment = write_experiment(tmp_path / f"{name}.yaml", data)
     driver = subprocess.Popen(

@@ -91,6 +91,21 @@ class PruningAwareOptunaSearch(OptunaSearch):
                 )
                 self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Reports the epoch's value to Optuna, with the trial's own epoch as the step.
+
+        After a driver restart, Tune may re-run a trial from a state saved before Optuna
+        was told its end; Optuna keeps what it was told and the extra result is dropped.
+        """
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        value = result.get(self._metric)
+        step = result.get("epoch", result.get("training_iteration"))
+        if value is None or step is None:
+            return
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            self._ot_trials[trial_id].report(float(value), int(step))
+
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:

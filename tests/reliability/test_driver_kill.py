@@ -1,7 +1,8 @@
-"""The driver killed mid-search (SIGKILL), then `pneumo-search resume`: nothing lost."""
+"""The driver killed mid-search (SIGKILL), then `resume`: nothing lost (issue 8, case 2)."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -85,6 +86,16 @@ def test_killed_driver_then_resume_keeps_every_trial_once(mini_root, tmp_path, c
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}")
     numbers = [t.number for t in study.trials]
     assert numbers == list(range(len(numbers))) and len(numbers) >= 6
+    # ...and its sampler went on from its saved state: a sampler re-created from the seed
+    # would suggest the first trials' learning rates again
+    rates = {t.number: t.params.get("training.learning_rate") for t in study.trials}
+    first = [rates[n] for n in sorted(rates)][: len(before)]
+    later = [rates[n] for n in sorted(rates)][len(before) :]
+    assert later and not set(later) & set(first), (first, later)
+    board_rates = sorted(float(r["training.learning_rate"]) for r in rows)
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL")]
+    assert all(any(math.isclose(b, t.params["training.learning_rate"]) for t in finished)
+               for b in board_rates)  # fmt: skip
     states = [t.state.name for t in study.trials]
     assert "RUNNING" not in states, states  # no orphan left RUNNING after the kill
     assert sum(s in ("COMPLETE", "PRUNED") for s in states) == sum(

@@ -184,6 +184,22 @@ class LeaderboardCallback(Callback):
         record.error = f"retrying after: {trial_error_message(trial)}"
         self.write()
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        """Closes rows of trials Tune no longer knows (started after its last saved state,
+        before a driver crash): they are failed, not left running."""
+        known = {trial.trial_id for trial in trials}
+        lost = [
+            r for r in self.records.values() if r.status == "running" and r.trial_id not in known
+        ]
+        for record in lost:
+            record.status, record.stop_reason = "failed", "driver_lost"
+            record.error = (
+                "the search driver stopped during this trial, after Tune's last saved state; "
+                "resume could not continue it"
+            )
+        if lost:
+            self.write()
+
 
 def _number(text: Any) -> float | None:
     try:

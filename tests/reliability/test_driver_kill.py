@@ -125,3 +125,23 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(mini_root, tmp_path, cli_env):
     rows = read_csv_rows(out / "leaderboard.csv")
     assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4
     assert all(r["status"] in ENDED for r in rows)
+
+
+def test_a_trial_tune_forgot_is_closed_as_failed_not_left_running(tmp_path):
+    from types import SimpleNamespace
+
+    from results.leaderboard import merge_rows
+    from search.callbacks import LeaderboardCallback
+
+    merge_rows(tmp_path / "leaderboard.csv", [
+        {"rank": "", "trial_id": "known", "status": "running", "objective": 0.8},
+        {"rank": "", "trial_id": "forgotten", "status": "running", "objective": "nan"},
+    ], "max")  # fmt: skip
+    callback = LeaderboardCallback(str(tmp_path), "rw_auc", "max", 3, resolve=dict)
+    callback.setup()  # what a resumed driver reads back
+    callback.on_experiment_end(trials=[SimpleNamespace(trial_id="known")])
+    rows = {r["trial_id"]: r for r in read_csv_rows(tmp_path / "leaderboard.csv")}
+    assert (rows["forgotten"]["status"], rows["forgotten"]["stop_reason"]) == (
+        "failed", "driver_lost"
+    )  # fmt: skip
+    assert rows["known"]["status"] == "running"  # Tune still knows it: left to Tune

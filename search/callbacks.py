@@ -21,6 +21,7 @@ from results.leaderboard import (
     row_params,
     write_csv_atomic,
 )
+from search.storage import RunLocation, run_location
 
 __all__ = ["LeaderboardCallback", "ProgressCallback", "trial_error_message"]
 
@@ -69,15 +70,19 @@ class LeaderboardCallback(Callback):
     before a driver crash stay on the board exactly once.
 
     Args:
-        run_dir: Local folder of the run.
+        run_dir: The run: its folder, or a :class:`RunLocation` (a run stored at a URI,
+            whose files are uploaded there each time they change).
         objective: Metric name (without ``val_``).
         mode: ``max`` or ``min``.
         max_epochs: Epoch budget of a trial (tells ``max_epochs`` from ``patience``).
         resolve: Turns a trial's config (Optuna names) into configuration keys.
     """
 
-    def __init__(self, run_dir: str, objective: str, mode: str, max_epochs: int, resolve) -> None:
-        self.run_dir = run_dir
+    def __init__(
+        self, run_dir: str | RunLocation, objective: str, mode: str, max_epochs: int, resolve
+    ) -> None:
+        self.location = run_dir if isinstance(run_dir, RunLocation) else run_location(run_dir)
+        self.run_dir = str(self.location.local)
         self.objective = objective
         self.mode = mode
         self.max_epochs = max_epochs
@@ -125,8 +130,12 @@ class LeaderboardCallback(Callback):
             record.param_count = int(result["param_count"])
         return record
 
-    def write(self) -> None:
-        """Rewrites both CSV files atomically."""
+    def write(self, *, optuna_too: bool = False) -> None:
+        """Rewrites both CSV files atomically (and uploads them for a run at a URI).
+
+        Args:
+            optuna_too: Also upload the Optuna study (when a trial ended).
+        """
         folder = Path(self.run_dir)
         folder.mkdir(parents=True, exist_ok=True)
         rows = leaderboard_rows(self.records.values(), self.objective, self.mode)
@@ -138,6 +147,8 @@ class LeaderboardCallback(Callback):
             for row in r.history
         ]
         write_csv_atomic(folder / TRIALS_FILE, history)
+        names = [LEADERBOARD_FILE, TRIALS_FILE] + (["optuna.db"] if optuna_too else [])
+        self.location.upload(names)
 
     # -- Tune hooks ------------------------------------------------------------------------
 
@@ -169,7 +180,7 @@ class LeaderboardCallback(Callback):
             )
         else:
             record.status, record.stop_reason = "stopped_early", "asha"
-        self.write()
+        self.write(optuna_too=True)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         record = self._update(trial)
@@ -177,7 +188,7 @@ class LeaderboardCallback(Callback):
         record.status = "failed"
         record.error = trial_error_message(trial)
         record.stop_reason = record.error.split(":", 1)[0]
-        self.write()
+        self.write(optuna_too=True)
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         record = self._update(trial)

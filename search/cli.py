@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -124,9 +125,12 @@ def _print_summary(summary) -> None:
             f"(auc {float(best['auc']):.4f}, sensitivity {float(best['sensitivity']):.4f}, "
             f"specificity {float(best['specificity']):.4f}) model {best.get('model.name', '?')}"
         )
+    where = summary.where or str(summary.run_dir)
     print(f"leaderboard: {summary.run_dir / 'leaderboard.csv'}")
+    if where != str(summary.run_dir):
+        print(f"run stored at {where} (leaderboard.csv there too)")
     if summary.interrupted:
-        print(f"interrupted: `pneumo-search resume {summary.run_dir}` finishes it")
+        print(f"interrupted: `pneumo-search resume {shlex.quote(where)}` finishes it")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

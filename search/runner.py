@@ -19,6 +19,7 @@ from results.leaderboard import LEADERBOARD_FILE, read_csv_rows
 from search.config import ExperimentConfig, load_experiment
 from search.guard import check_guard, write_guard
 from search.repair import recreate_missing_checkpoints
+from search.storage import RunLocation, is_uri, run_location
 from spaces import SearchSpace, SpaceContext, build_space
 
 __all__ = ["RunSummary", "describe_trial", "resume_experiment", "run_experiment", "validate_space"]
@@ -26,8 +27,6 @@ __all__ = ["RunSummary", "describe_trial", "resume_experiment", "run_experiment"
 EXPERIMENT_FILE = "experiment.yaml"
 DATA_SUMMARY_FILE = "data_summary.json"
 OPTUNA_FILE = "optuna.db"
-#: Seconds between saves of Tune's experiment state into the run folder.
-STATE_PERIOD_S = 2
 
 
 @dataclass
@@ -35,7 +34,8 @@ class RunSummary:
     """What a finished (or interrupted) search left behind.
 
     Attributes:
-        run_dir: The run folder.
+        run_dir: The run folder (the local mirror of a run stored at a URI).
+        where: Where the run is, as the user gave it (folder or URI).
         counts: Trials per status.
         best: The leaderboard's first row (or ``None``).
         interrupted: Whether the search stopped before its end (Ctrl-C).
@@ -45,6 +45,7 @@ class RunSummary:
     counts: dict[str, int]
     best: dict[str, str] | None
     interrupted: bool = False
+    where: str = ""
 
 
 class TrialDescriber:
@@ -97,13 +98,9 @@ def validate_space(config: ExperimentConfig, space: SearchSpace, samples: int = 
         study.tell(trial, 0.0)
 
 
-def _local_run_dir(config: ExperimentConfig) -> Path:
-    if "://" in config.run_dir:
-        raise ConfigError(
-            "output_dir",
-            f"{config.run_dir}: remote storage URIs are not supported yet; use a folder "
-            "every node can reach (a shared mount)",
-        )
+def _run_location(config: ExperimentConfig) -> RunLocation:
+    if is_uri(config.run_dir):
+        return run_location(config.run_dir)
     if _inside_ray_job() and not Path(config.run_dir).is_absolute():
         # A job runs in a temporary copy of its working dir: a relative run folder would
         # vanish with it.
@@ -112,16 +109,12 @@ def _local_run_dir(config: ExperimentConfig) -> Path:
             "inside a Ray job, set an absolute output_dir (e.g. --set output_dir=/shared/runs/"
             f"{config.name}): the job's working directory is a temporary copy",
         )
-    return Path(config.run_dir).expanduser().resolve()
+    return run_location(config.run_dir)
 
 
 def _inside_ray_job() -> bool:
     """Whether this driver is the entrypoint of a Ray job (``ray job submit``)."""
     return bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"))
-
-
-def _has_tune_state(run_dir: Path) -> bool:
-    return any(run_dir.glob("experiment_state-*.json"))
 
 
 def _init_ray(address: str | None) -> None:
@@ -179,7 +172,7 @@ def _trainable(config: ExperimentConfig, space: SearchSpace):
     )
 
 
-def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):
+def _tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocation):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -197,7 +190,7 @@ def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):
         mode=mode,
         sampler=config.search.sampler,
         seed=config.search.seed,
-        storage_path=run_dir / OPTUNA_FILE,
+        storage_path=location.local / OPTUNA_FILE,
         study_name=config.name,
     )
     if config.scheduler.type == "asha":
@@ -214,9 +207,7 @@ def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):
     else:
         scheduler = FIFOScheduler()
     callbacks = [
-        LeaderboardCallback(
-            str(run_dir), config.objective.metric, mode, config.epochs, space.resolve
-        ),
+        LeaderboardCallback(location, config.objective.metric, mode, config.epochs, space.resolve),
         ProgressCallback(config.objective.metric, mode, config.epochs, TrialDescriber(space)),
     ]
     tune_config = tune.TuneConfig(
@@ -229,14 +220,12 @@ def _tune_parts(config: ExperimentConfig, space: SearchSpace, run_dir: Path):
         reuse_actors=config.search.reuse_workers,
     )
     run_config = tune.RunConfig(
-        name=run_dir.name,
-        storage_path=str(run_dir.parent),
+        name=location.name,
+        storage_path=location.tune_storage(),
         callbacks=callbacks,
-        # three per trial: the saved state can be a save behind, and when the newest it
-        # names is damaged, the trial resumes from the one before
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
-        # the state saved in the staging folder is copied into the run folder each time
-        sync_config=tune.SyncConfig(sync_period=0),
+        # One per trial (each carries a copy of the one before, `previous/`): Tune then
+        # saves its state at every checkpoint, so `resume` starts from the latest results.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=config.search.max_failures),
         verbose=0,
     )
@@ -262,11 +251,12 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
     from pneumo_core.data import prepare_data
     from search.searcher import make_sampler
 
-    run_dir = _local_run_dir(config)
-    if _has_tune_state(run_dir):
+    location = _run_location(config)
+    where = location.tune_path()
+    if location.has_tune_state():
         raise ConfigError(
             "name",
-            f"{run_dir} already holds a search: `pneumo-search resume {run_dir}` continues it, "
+            f"{where} already holds a search: `pneumo-search resume {where}` continues it, "
             "or pass --name NEW",
         )
     config = config.with_absolute_paths()
@@ -274,14 +264,16 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
     validate_space(config, space)
     make_sampler(config.search.sampler, config.search.seed)  # e.g. gp without PyTorch
     data = prepare_data(config.data)  # checks the data and builds the node's cache once
+    run_dir = location.local
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(config.to_yaml_dict(), sort_keys=False))
     (run_dir / DATA_SUMMARY_FILE).write_text(json.dumps(data.summary, indent=2))
     write_guard(run_dir, config)
+    location.upload()
     _init_ray(address or config.address)
-    trainable, tune_config, run_config = _tune_parts(config, space, run_dir)
+    trainable, tune_config, run_config = _tune_parts(config, space, location)
     tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
-    return _fit(tuner, run_dir, config)
+    return _fit(tuner, location, config)
 
 
 def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> RunSummary:
@@ -295,16 +287,18 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
     """
     from ray import tune
 
-    run_dir = Path(run_dir).expanduser().resolve()
-    if not (run_dir / EXPERIMENT_FILE).is_file() or not tune.Tuner.can_restore(str(run_dir)):
-        raise PneumoError(
-            f"{run_dir}: no resumable search here (no {EXPERIMENT_FILE} or Tune state)"
-        )
+    location = run_location(run_dir)
+    location.download()  # a run at a URI: its driver files come back into the mirror
+    where, run_dir = location.tune_path(), location.local
+    if not (run_dir / EXPERIMENT_FILE).is_file() or not tune.Tuner.can_restore(where):
+        raise PneumoError(f"{where}: no resumable search here (no {EXPERIMENT_FILE} or Tune state)")
     config = load_experiment(run_dir / EXPERIMENT_FILE)
     check_guard(run_dir, config)
-    for missing in recreate_missing_checkpoints(run_dir):
+    missing_checkpoints = [] if location.uri else recreate_missing_checkpoints(run_dir)
+    for missing in missing_checkpoints:
         print(
-            f"pneumo-search: {missing} is gone; its trial resumes from the checkpoint before",
+            f"pneumo-search: {missing} is gone; its trial resumes from an older valid "
+            "checkpoint if one is left, else from the start",
             file=sys.stderr,
         )
     space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
@@ -312,9 +306,9 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
     # Searcher, scheduler and callbacks come back from the run folder's saved state.
     trainable = _trainable(config, space)
     tuner = tune.Tuner.restore(
-        str(run_dir), trainable=trainable, resume_unfinished=True, resume_errored=False
+        where, trainable=trainable, resume_unfinished=True, resume_errored=False
     )
-    return _fit(tuner, run_dir, config)
+    return _fit(tuner, location, config)
 
 
 def _quiet_ray() -> None:
@@ -322,20 +316,21 @@ def _quiet_ray() -> None:
     # per-trial tracebacks and checkpoint-frequency warnings stay in the run folder.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # Tune's saved state (what `resume` restores) at most this many seconds old, instead of
-    # Ray's default of 10 s or more: trials started just before a crash are not lost.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(STATE_PERIOD_S))
     for name in ("ray.tune", "ray.train", "ray.air"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _fit(tuner, run_dir: Path, config: ExperimentConfig) -> RunSummary:
+def _fit(tuner, location: RunLocation, config: ExperimentConfig) -> RunSummary:
+    run_dir = location.local
     if _inside_ray_job():
         # Ray may clean the job's working_dir copy up when trial workers exit; Tune needs a
         # current directory that stays.
         os.chdir(run_dir)
     start = time.monotonic()
-    results = tuner.fit()
+    try:
+        results = tuner.fit()
+    finally:
+        location.upload()  # the driver's files, as they are at the end
     elapsed = time.monotonic() - start
     del results  # the leaderboard, written as trials ended, is the summary's source
     rows = read_csv_rows(run_dir / LEADERBOARD_FILE)
@@ -351,4 +346,4 @@ def _fit(tuner, run_dir: Path, config: ExperimentConfig) -> RunSummary:
         config.search.num_samples != -1 and ended < config.search.num_samples and not budget_spent
     )
     best = rows[0] if rows and rows[0].get("rank") else None
-    return RunSummary(run_dir, counts, best, interrupted=interrupted)
+    return RunSummary(run_dir, counts, best, interrupted=interrupted, where=location.tune_path())

@@ -121,28 +121,38 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
     node_id = ray.get_runtime_context().get_node_id()
 
     resumed_from = 0
+    # The folder of the last checkpoint: each new one carries a copy of it (`previous/`).
+    last: dict[str, Any] = {"folder": None, "temporary": None}
 
     def on_epoch(state) -> None:
-        with tempfile.TemporaryDirectory() as folder:
-            state.save(folder)
-            tune.report(
-                {
-                    **report_metrics(state, objective),
-                    "node_id": node_id,
-                    "resumed_from_epoch": resumed_from,
-                },
-                checkpoint=tune.Checkpoint.from_directory(folder),
-            )
+        temporary = tempfile.TemporaryDirectory()
+        state.save(temporary.name, previous=last["folder"])
+        tune.report(
+            {
+                **report_metrics(state, objective),
+                "node_id": node_id,
+                "resumed_from_epoch": resumed_from,
+            },
+            checkpoint=tune.Checkpoint.from_directory(temporary.name),
+        )
+        if last["temporary"] is not None:
+            last["temporary"].cleanup()
+        last["folder"], last["temporary"] = temporary.name, temporary
 
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            # a damaged or missing newest checkpoint: the newest valid older one is used
-            resume, problems = ResumeState.load_latest_valid(folder)
-            for problem in problems:
-                print(f"pneumo-search: checkpoint passed over: {problem}", file=sys.stderr)
-            resumed_from = resume.epochs_done if resume is not None else 0
-            result = train_model(train_config, data, on_epoch=on_epoch, resume=resume)
-    else:
-        result = train_model(train_config, data, on_epoch=on_epoch)
+    try:
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                # a damaged newest checkpoint: the newest valid one before it is used
+                resume, problems = ResumeState.load_latest_valid(folder)
+                for problem in problems:
+                    print(f"pneumo-search: checkpoint passed over: {problem}", file=sys.stderr)
+                resumed_from = resume.epochs_done if resume is not None else 0
+                last["folder"] = resume.folder if resume is not None else None
+                result = train_model(train_config, data, on_epoch=on_epoch, resume=resume)
+        else:
+            result = train_model(train_config, data, on_epoch=on_epoch)
+    finally:
+        if last["temporary"] is not None:
+            last["temporary"].cleanup()
     if result.status == "nan_loss":
         raise TrialDiverged(result.message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class ResumeState:
         best_value: Objective at the best epoch.
         weights_path: Weights after the last trained epoch.
         best_weights_path: Weights of the best epoch.
+        folder: The checkpoint folder it was read from.
     """
 
     epochs_done: int
@@ -80,6 +82,7 @@ class ResumeState:
     best_value: float | None
     weights_path: str
     best_weights_path: str | None
+    folder: str | None = None
 
     @classmethod
     def load(cls, folder: str | Path) -> ResumeState:
@@ -102,22 +105,23 @@ class ResumeState:
             best_value=state["best_value"],
             weights_path=str(folder / _WEIGHTS_FILE),
             best_weights_path=str(best) if best.is_file() else None,
+            folder=str(folder),
         )
 
     @classmethod
     def load_latest_valid(cls, folder: str | Path) -> tuple[ResumeState | None, list[str]]:
-        """Loads ``folder``, or else the newest valid older checkpoint beside it.
+        """Loads ``folder``, or else the newest valid older checkpoint.
 
-        Checkpoints sit side by side as ``checkpoint_NNNNNN`` folders; when the one asked
-        for is damaged or incomplete, the older ones are tried, newest first (never a newer
-        one: its epochs were not recorded by the driver).
+        When the checkpoint asked for is damaged or incomplete, the copy of the one before
+        it (its ``previous/``) is tried, then older ``checkpoint_NNNNNN`` folders beside it,
+        newest first (never a newer one: its epochs were not recorded by the driver).
 
         Returns:
             ``(state, problems)``: the state (``None`` if no checkpoint is valid: train from
             the start) and one line per checkpoint passed over.
         """
         folder = Path(folder)
-        candidates = [folder]
+        candidates = [folder, folder / PREVIOUS_DIR]
         index = checkpoint_index(folder)
         if index is not None and folder.parent.is_dir():
             indexed = [(checkpoint_index(p), p) for p in folder.parent.iterdir()]
@@ -156,13 +160,23 @@ class EpochState:
     best_weights: list[np.ndarray] | None
     finished: bool = False
 
-    def save(self, folder: str | Path) -> None:
+    def save(self, folder: str | Path, previous: str | Path | None = None) -> None:
         """Writes weights, best weights and history so :class:`ResumeState` can resume.
 
         When this epoch is the best so far, one weights file stands for both.
+
+        Args:
+            folder: Where to write.
+            previous: The previous epoch's checkpoint folder, copied into ``previous/`` (its
+                own ``previous/`` left out): if this checkpoint is damaged later, training
+                can resume from the one before.
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        if previous is not None and (Path(previous) / MANIFEST_FILE).is_file():
+            shutil.copytree(
+                previous, folder / PREVIOUS_DIR, ignore=shutil.ignore_patterns(PREVIOUS_DIR)
+            )
         self.model.save_weights(folder / _WEIGHTS_FILE)
         if self.best_weights is not None and self.best_epoch != self.epoch:
             current = self.model.get_weights()
@@ -183,6 +197,8 @@ class EpochState:
 
 
 _STATE_FILE, _WEIGHTS_FILE, _BEST_FILE = "state.json", "last.weights.h5", "best.weights.h5"
+#: Inside a checkpoint: a copy of the checkpoint of the epoch before.
+PREVIOUS_DIR = "previous"
 
 
 def configure_threads(threads: int) -> None:

@@ -50,7 +50,8 @@ def saved_checkpoints(tmp_path: Path, epochs: int) -> Path:
         model.set_weights([np.full((4, 1), epoch, "float32"), np.zeros(1, "float32")])
         history.append({"epoch": epoch, "loss": 1.0 / epoch})
         state = EpochState(epoch, history[-1], list(history), epoch, 0.5, model, None)
-        state.save(tmp_path / f"checkpoint_{epoch - 1:06d}")
+        previous = tmp_path / f"checkpoint_{epoch - 2:06d}" if epoch > 1 else None
+        state.save(tmp_path / f"checkpoint_{epoch - 1:06d}", previous=previous)
     return tmp_path
 
 
@@ -63,10 +64,17 @@ def test_latest_valid_checkpoint_skips_damaged_and_incomplete_ones(tmp_path):
     damage(newest / "last.weights.h5")
     with pytest.raises(CheckpointError, match="last.weights.h5: damaged"):
         ResumeState.load(newest)
-    (folder / "checkpoint_000001" / "manifest.json").unlink()  # a save that did not finish
+    state, problems = ResumeState.load_latest_valid(newest)
+    assert state.epochs_done == 2  # the copy of the one before, kept inside it
+    assert state.folder == str(newest / "previous")
+    assert [p.split(":")[0] for p in problems] == ["checkpoint_000002"]
+    (newest / "previous" / "manifest.json").unlink()  # a save that did not finish
+    (folder / "checkpoint_000001" / "manifest.json").unlink()
     state, problems = ResumeState.load_latest_valid(newest)
     assert state.epochs_done == 1  # checkpoint_000000; never the newer checkpoint_000003
-    assert [p.split(":")[0] for p in problems] == ["checkpoint_000002", "checkpoint_000001"]
+    assert [p.split(":")[0] for p in problems] == [
+        "checkpoint_000002", "previous", "checkpoint_000001"
+    ]  # fmt: skip
     shutil.rmtree(folder / "checkpoint_000000")
     assert ResumeState.load_latest_valid(newest)[0] is None  # none valid: train from scratch
 
@@ -102,13 +110,13 @@ def test_resume_after_the_newest_checkpoints_were_deleted_or_damaged(tmp_path, m
         short = row["trial_id"].rsplit("_", 1)[-1]
         mine = sorted(p for p in referenced if f"_{short}_" in p.parent.name)
         newest = mine[-1]
-        older = sorted(p for p in newest.parent.glob("checkpoint_*") if p.name < newest.name)
-        assert older, f"{row['trial_id']}: Tune kept no checkpoint before {newest.name}"
-        expected[row["trial_id"]] = json.loads((older[-1] / "state.json").read_text())
-        expected[row["trial_id"]] = expected[row["trial_id"]]["epochs_done"]
-        if how == "delete":
+        if how == "delete":  # with it goes the copy of the one before: start over
+            expected[row["trial_id"]] = 0
             shutil.rmtree(newest)
-        else:
+        else:  # resumes from the copy of the one before
+            before = json.loads((newest / "previous" / "state.json").read_text())
+            expected[row["trial_id"]] = before["epochs_done"]
+            assert expected[row["trial_id"]] >= 1
             damage(newest / "last.weights.h5")
 
     resumed = subprocess.run(
@@ -116,7 +124,7 @@ def test_resume_after_the_newest_checkpoints_were_deleted_or_damaged(tmp_path, m
         cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "is gone; its trial resumes from the checkpoint before" in resumed.stderr
+    assert "is gone; its trial resumes from an older valid checkpoint" in resumed.stderr
 
     rows = {r["trial_id"]: r for r in read_csv_rows(out / "leaderboard.csv")}
     history = read_csv_rows(out / "trials.csv")

@@ -20,6 +20,7 @@ import optuna
 import pytest
 
 from results.leaderboard import read_csv_rows
+from search.repair import referenced_checkpoints
 from tests.conftest import REPO
 from tests.search.conftest import experiment_dict, processes_with_marker, write_experiment
 
@@ -46,16 +47,24 @@ def trial_workers(marker: str) -> dict[int, str]:
 
 def kill_mid_epoch(out: Path, marker: str, driver: subprocess.Popen, wanted) -> str:
     """SIGKILLs the worker of the first trial that `wanted` accepts, once it has trained
-    epoch 1 and is inside epoch 2; returns its trial id."""
+    epoch 1 and is inside epoch 2; returns its trial id.
+
+    "Trained" means Tune registered the epoch's checkpoint (its saved state names it): the
+    result reaches the callbacks, which write trials.csv, just before the registration.
+    """
     deadline = time.time() + 300
     while time.time() < deadline:
         assert driver.poll() is None, "the search ended before a trial could be killed"
         board = {r["trial_id"]: r for r in read_csv_rows(out / "leaderboard.csv")}
+        trained: dict[str, int] = {}
         for row in read_csv_rows(out / "trials.csv"):
-            trial = row["trial_id"]
-            if row["epoch"] == "1" and trial in board and wanted(board[trial]):
+            trained[row["trial_id"]] = max(trained.get(row["trial_id"], 0), int(row["epoch"]))
+        for trial, epochs in trained.items():
+            short = f"_{trial.rsplit('_', 1)[-1]}_"
+            registered = any(short in p.parent.name for p in referenced_checkpoints(out))
+            if epochs == 1 and trial in board and wanted(board[trial]) and registered:
                 for pid, cwd in trial_workers(marker).items():
-                    if f"_{trial.rsplit('_', 1)[-1]}_" in Path(cwd).name:
+                    if short in Path(cwd).name:
                         os.kill(pid, signal.SIGKILL)
                         return trial
         time.sleep(0.05)

@@ -23,7 +23,7 @@ from results.leaderboard import (
 )
 from search.storage import RunLocation, run_location
 
-__all__ = ["LeaderboardCallback", "ProgressCallback", "trial_error_message"]
+__all__ = ["LeaderboardCallback", "ProgressCallback", "trial_error_message", "use_location"]
 
 
 def trial_error_message(trial: Any) -> str:
@@ -63,6 +63,15 @@ def _short_id(trial_id: str) -> str:
     return trial_id.rsplit("_", 1)[-1]
 
 
+_DRIVER_LOCATION: RunLocation | None = None
+
+
+def use_location(location: RunLocation | None) -> None:
+    """Tells the leaderboard callbacks of this driver where the run is (see ``setup``)."""
+    global _DRIVER_LOCATION
+    _DRIVER_LOCATION = location
+
+
 class LeaderboardCallback(Callback):
     """Keeps ``leaderboard.csv`` and ``trials.csv`` current as trials report and end.
 
@@ -93,6 +102,10 @@ class LeaderboardCallback(Callback):
 
     def setup(self, **info: Any) -> None:
         """Loads what an earlier driver of this run wrote."""
+        if _DRIVER_LOCATION is not None:
+            # A resumed run's callback comes back from Tune's saved state, with the place
+            # the first driver had (another mirror, another machine): this driver's wins.
+            self.location, self.run_dir = _DRIVER_LOCATION, str(_DRIVER_LOCATION.local)
         self.records = {}
         folder = Path(self.run_dir)
         for row in read_csv_rows(folder / LEADERBOARD_FILE):

@@ -327,9 +327,13 @@ def _fit(tuner, location: RunLocation, config: ExperimentConfig) -> RunSummary:
         # current directory that stays.
         os.chdir(run_dir)
     start = time.monotonic()
+    from search.callbacks import use_location
+
+    use_location(location)
     try:
         results = tuner.fit()
     finally:
+        use_location(None)
         location.upload()  # the driver's files, as they are at the end
     elapsed = time.monotonic() - start
     del results  # the leaderboard, written as trials ended, is the summary's source

@@ -27,7 +27,7 @@ def resume_to_the_end(out, env) -> None:
         [sys.executable, "-m", "search.cli", "resume", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.returncode == 0, (resumed.stdout[-3000:], resumed.stderr[-3000:])
 
 
 def start_driver(experiment, env, ended: int, out, **popen) -> subprocess.Popen:

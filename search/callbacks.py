@@ -91,7 +91,6 @@ class LeaderboardCallback(Callback):
         self, run_dir: str | RunLocation, objective: str, mode: str, max_epochs: int, resolve
     ) -> None:
         self.location = run_dir if isinstance(run_dir, RunLocation) else run_location(run_dir)
-        self.run_dir = str(self.location.local)
         self.objective = objective
         self.mode = mode
         self.max_epochs = max_epochs
@@ -105,9 +104,9 @@ class LeaderboardCallback(Callback):
         if _DRIVER_LOCATION is not None:
             # A resumed run's callback comes back from Tune's saved state, with the place
             # the first driver had (another mirror, another machine): this driver's wins.
-            self.location, self.run_dir = _DRIVER_LOCATION, str(_DRIVER_LOCATION.local)
+            self.location = _DRIVER_LOCATION
         self.records = {}
-        folder = Path(self.run_dir)
+        folder = self.location.local
         for row in read_csv_rows(folder / LEADERBOARD_FILE):
             record = self._record(row["trial_id"])
             record.status = row.get("status", "running")
@@ -149,7 +148,7 @@ class LeaderboardCallback(Callback):
         Args:
             optuna_too: Also upload the Optuna study (when a trial ended).
         """
-        folder = Path(self.run_dir)
+        folder = self.location.local
         folder.mkdir(parents=True, exist_ok=True)
         rows = leaderboard_rows(self.records.values(), self.objective, self.mode)
         # under the board's lock: a row another process added is kept, none is lost

@@ -99,9 +99,8 @@ def validate_space(config: ExperimentConfig, space: SearchSpace, samples: int = 
 
 
 def _run_location(config: ExperimentConfig) -> RunLocation:
-    if is_uri(config.run_dir):
-        return run_location(config.run_dir)
-    if _inside_ray_job() and not Path(config.run_dir).is_absolute():
+    local = not is_uri(config.run_dir)
+    if local and _inside_ray_job() and not Path(config.run_dir).is_absolute():
         # A job runs in a temporary copy of its working dir: a relative run folder would
         # vanish with it.
         raise ConfigError(

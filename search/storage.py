@@ -10,6 +10,7 @@ leaderboard. ``resume URI`` downloads them back first, on any machine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -68,7 +69,9 @@ class RunLocation:
         """The run folder as Ray Tune restores it (folder or URI)."""
         return str(self.local) if self.uri is None else self.uri
 
-    def _filesystem(self):
+    @functools.cached_property
+    def _store(self):
+        """``(filesystem, path)`` of the URI, opened once (uploads happen every epoch)."""
         import pyarrow.fs
 
         filesystem, path = pyarrow.fs.FileSystem.from_uri(self.uri)
@@ -80,7 +83,7 @@ class RunLocation:
             return
         import pyarrow.fs
 
-        filesystem, path = self._filesystem()
+        filesystem, path = self._store
         for name in names:
             source = self.local / name
             if source.is_file():
@@ -94,7 +97,7 @@ class RunLocation:
             return
         import pyarrow.fs
 
-        filesystem, path = self._filesystem()
+        filesystem, path = self._store
         self.local.mkdir(parents=True, exist_ok=True)
         for name in DRIVER_FILES:
             info = filesystem.get_file_info(f"{path}/{name}")
@@ -109,7 +112,7 @@ class RunLocation:
             return any(self.local.glob("experiment_state-*.json"))
         import pyarrow.fs
 
-        filesystem, path = self._filesystem()
+        filesystem, path = self._store
         selector = pyarrow.fs.FileSelector(path, allow_not_found=True)
         return any(
             Path(info.path).name.startswith("experiment_state-")

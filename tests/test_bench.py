@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -49,3 +52,30 @@ def test_concurrency_quick(mini_root):
     )
     ratio = float(re.search(r"ratio 2 concurrent / 1 concurrent.*:\s*([\d.]+)", out).group(1))
     assert ratio > 1.2, out  # two single-CPU trials at once on 2 cores must overlap
+
+
+@pytest.mark.slow
+def test_compare_search_quick(mini_root, tmp_path):
+    """All four tools search to the same budget; curves, winners and test scores come out."""
+    out = tmp_path / "compare"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "compare_search.py"), str(mini_root), "--quick",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "compare_search.json").read_text())
+    arms = results["0"]
+    assert sorted(arms) == ["kerastuner", "optuna", "pneumo-search", "random"]
+    for name, arm in arms.items():
+        assert arm["trial_epochs"] == 6, name  # each spent exactly the budget
+        epochs = [point[0] for point in arm["curve"]]
+        best = [point[2] for point in arm["curve"]]
+        assert epochs == list(range(1, 7)), name
+        assert best == sorted(best) and 0.0 <= best[-1] <= 1.0, name  # best so far
+        assert arm["winner"]["model.name"] == "cnn", name
+        assert all(0.0 <= arm["test"][c] <= 1.0 for c in ("auc", "sensitivity")), name
+    # random search's own curve reaches its best by definition
+    assert arms["random"]["to_random_best"][0] is not None
+    assert re.search(r"^random\s+\d\.\d{4}\s+\d", proc.stdout, re.M), proc.stdout
+    assert (out / "compare_search.png").stat().st_size > 10_000

@@ -237,7 +237,10 @@ def _optimizer(training: TrainingConfig, steps_per_epoch: int, lr_factor: float 
     )
 
 
-def _compile(model, config: TrainConfig, num_classes: int, steps: int, lr_factor: float = 1.0):
+def compile_model(
+    model, config: TrainConfig, num_classes: int, steps: int, lr_factor: float = 1.0
+) -> None:
+    """Compiles ``model`` with the configured optimizer (and schedule) and the loss."""
     loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
     model.compile(optimizer=_optimizer(config.training, steps, lr_factor), loss=loss)
 
@@ -292,6 +295,46 @@ def _restore(model, scorer: ValidationMetrics, resume: ResumeState) -> None:
     scorer.best_value = resume.best_value
 
 
+def fit_inputs(
+    config: TrainConfig, data: PreparedData
+) -> tuple[tf.data.Dataset, int, dict[int, float] | None, ValidationMetrics]:
+    """What ``model.fit`` needs to train ``config`` as :func:`train_model` does.
+
+    For tools that drive ``fit`` themselves (the KerasTuner arm of the search benchmark):
+    the same training dataset, class weights and validation scoring as a trial.
+
+    Returns:
+        ``(dataset, steps_per_epoch, class_weight, scorer)``; put ``scorer`` first among
+        the ``fit`` callbacks so the others see ``val_<metric>`` in the epoch logs.
+    """
+    train_index = data.splits["train"]
+    dataset, steps = training_dataset(
+        data.images,
+        data.labels,
+        train_index,
+        batch_size=config.training.batch_size,
+        seed=config.seed,
+        augment=config.augment,
+        oversample=config.training.imbalance == "oversample",
+        num_classes=data.num_classes,
+    )
+    class_weight = None
+    if config.training.imbalance == "class_weight":
+        class_weight = balanced_class_weights(data.labels[train_index], data.num_classes)
+    val_images, val_labels = data.arrays("val")
+    objective = config.objective
+    scorer = ValidationMetrics(
+        val_images,
+        val_labels,
+        objective=objective.metric,
+        higher_is_better=METRICS[objective.metric].higher_is_better,
+        tau=objective.tau,
+        w=objective.w,
+        batch_size=max(config.training.batch_size, 64),
+    )
+    return dataset, steps, class_weight, scorer
+
+
 def train_model(
     config: TrainConfig,
     data: PreparedData,
@@ -341,31 +384,8 @@ def train_model(
         data.num_classes,
         weights=config.weights,
     )
-    train_index = data.splits["train"]
-    dataset, steps = training_dataset(
-        data.images,
-        data.labels,
-        train_index,
-        batch_size=config.training.batch_size,
-        seed=config.seed,
-        augment=config.augment,
-        oversample=config.training.imbalance == "oversample",
-        num_classes=data.num_classes,
-    )
-    class_weight = None
-    if config.training.imbalance == "class_weight":
-        class_weight = balanced_class_weights(data.labels[train_index], data.num_classes)
-    val_images, val_labels = data.arrays("val")
+    dataset, steps, class_weight, scorer = fit_inputs(config, data)
     objective = config.objective
-    scorer = ValidationMetrics(
-        val_images,
-        val_labels,
-        objective=objective.metric,
-        higher_is_better=METRICS[objective.metric].higher_is_better,
-        tau=objective.tau,
-        w=objective.w,
-        batch_size=max(config.training.batch_size, 64),
-    )
     hooks: list[keras.callbacks.Callback] = []
     if on_epoch is not None:
         hooks.append(_EpochHook(on_epoch, scorer, config.training.epochs))
@@ -399,7 +419,7 @@ def train_model(
             first = max(first, done)
             if first >= last:
                 continue
-            _compile(model, config, data.num_classes, steps, lr_factor)
+            compile_model(model, config, data.num_classes, steps, lr_factor)
             early = stopper()
             history = model.fit(
                 dataset,

@@ -1,4 +1,4 @@
-"""The shipped spaces: ``cnn``, ``transfer``, ``combined`` and ``seeds``."""
+"""The shipped spaces: ``cnn``, ``transfer``, ``combined``, ``kermany``, ``seeds``, ``quickstart``."""
 
 from __future__ import annotations
 
@@ -115,6 +115,30 @@ def transfer_space(context: SpaceContext) -> dict[str, Any]:
 def combined_space(context: SpaceContext) -> dict[str, Any]:
     """Plain CNNs and backbones in one conditional choice."""
     options = {"cnn": cnn_options(), **transfer_options(context)}
+    return {"model.name": {"choice": options}, **training_and_augmentation()}
+
+
+def pretrained_options(context: SpaceContext) -> dict[str, Any]:
+    """The backbones of :func:`transfer_options` with ImageNet weights only."""
+    options: dict[str, Any] = {}
+    for name, option in transfer_options(context).items():
+        branches = option["model.params.weights"]["choice"]
+        if "imagenet" in branches:
+            weights = {"choice": {"imagenet": branches["imagenet"]}}
+            options[name] = {**option, "model.params.weights": weights}
+    return options
+
+
+@register_space(
+    "kermany", "plain CNNs and ImageNet backbones (none from scratch): the kermany.yaml recipe"
+)
+def kermany_space(context: SpaceContext) -> dict[str, Any]:
+    """What ``search/kermany.yaml`` searches on CPUs.
+
+    Backbones trained from scratch are left out: on a few thousand X-rays they lose to both
+    the plain CNNs and pretrained features, and cost the most per epoch.
+    """
+    options = {"cnn": cnn_options(), **pretrained_options(context)}
     return {"model.name": {"choice": options}, **training_and_augmentation()}
 
 

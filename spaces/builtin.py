@@ -1,4 +1,4 @@
-"""The shipped spaces: ``cnn``, ``transfer``, ``combined``, ``kermany``, ``seeds``, ``quickstart``."""
+"""The shipped spaces: cnn, transfer, combined, kermany, seeds and quickstart."""
 
 from __future__ import annotations
 

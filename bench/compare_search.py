@@ -80,6 +80,13 @@ def reach(curve: list[list[float]], target: float) -> tuple[int | None, float | 
     return None, None
 
 
+def constants(space) -> dict[str, Any]:
+    """The fixed values of a flat space, by name (the samplers return only sampled ones)."""
+    from spaces.space import Constant
+
+    return {name: p.value for name, p in space.params if isinstance(p, Constant)}
+
+
 # --- the Ray Tune arms --------------------------------------------------------------------
 
 
@@ -181,8 +188,7 @@ def run_kerastuner(experiment, space, data, out: Path, budget: int, seed: int):
         return values
 
     def train_config(hp):
-        values = sampled(hp)
-        return experiment.trial_config(space.resolve(values), seed=seed), values
+        return experiment.trial_config(space.resolve(sampled(hp)), seed=seed)
 
     class Record(keras.callbacks.Callback):
         def __init__(self, trial: str) -> None:
@@ -195,20 +201,21 @@ def run_kerastuner(experiment, space, data, out: Path, budget: int, seed: int):
                 self.model.stop_training = True
 
     class PipelineHyperModel(kt.HyperModel):
+        # KerasTuner calls build(hp) and then fit(hp, model) for each trial: the fit inputs
+        # made in build (the optimizer needs the steps per epoch) serve the fit after it.
         def build(self, hp):
-            config, _ = train_config(hp)
+            config = train_config(hp)
             params = model_params(config.model.name, config.model.params)
             model = create_model(
                 config.model.name, params, data.input_shape, data.num_classes,
                 weights=config.weights,
             )  # fmt: skip
-            _, steps, _, _ = fit_inputs(config, data)
-            compile_model(model, config, data.num_classes, steps)
+            self.inputs = fit_inputs(config, data)
+            compile_model(model, config, data.num_classes, self.inputs[1])
             return model
 
         def fit(self, hp, model, *args, epochs=1, initial_epoch=0, callbacks=(), **kwargs):
-            config, _ = train_config(hp)
-            dataset, steps, class_weight, scorer = fit_inputs(config, data)
+            dataset, steps, class_weight, scorer = self.inputs
             self.fits = getattr(self, "fits", 0) + 1
             trial = f"kerastuner-{self.fits}"
             return model.fit(
@@ -259,7 +266,7 @@ def run_kerastuner(experiment, space, data, out: Path, budget: int, seed: int):
     if best:
         raw = best[0].hyperparameters.values
         values = {name: raw[name] for name in space.names() if name in raw}
-        values.update({n: p.value for n, p in space.params if type(p).__name__ == "Constant"})
+        values.update(constants(space))
     return timeline, space.resolve(values) if values else {}
 
 
@@ -327,8 +334,7 @@ def run_optuna(experiment, space, data, out: Path, budget: int, seed: int):
         if experiment.objective.mode == "max"
         else min(done, key=lambda t: t.value)
     )
-    fixed = {n: p.value for n, p in space.params if type(p).__name__ == "Constant"}
-    return timeline, space.resolve({**winner.params, **fixed})
+    return timeline, space.resolve({**winner.params, **constants(space)})
 
 
 # --- the run ------------------------------------------------------------------------------

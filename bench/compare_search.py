@@ -21,6 +21,7 @@ validation, test scored once). The best-so-far curves go to a plot.
 
     python bench/compare_search.py ../shared/data/chest_xray_224 --seeds 0 1 2
     python bench/compare_search.py ../shared/data/chest_xray_mini --quick   # the test's mode
+    python bench/compare_search.py - --replot bench/figures/compare_search.json --plot x.png
 """
 
 from __future__ import annotations
@@ -482,7 +483,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="32 px, 2 epochs, budget 6, one seed (tests)"
     )
+    parser.add_argument(
+        "--replot", metavar="JSON", help="only redraw the curves of an earlier run's JSON"
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        results = json.loads(Path(args.replot).read_text())
+        methods = [m for m in METHODS if any(m in arms for arms in results.values())]
+        plot_path = Path(args.plot or Path(args.replot).with_suffix(".png"))
+        plot(results, methods, plot_path)
+        print(f"curves: {plot_path}")
+        return 0
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     from pneumo_core.data import prepare_data

@@ -159,7 +159,8 @@ class LeaderboardCallback(Callback):
             for row in r.history
         ]
         write_csv_atomic(folder / TRIALS_FILE, history)
-        names = [LEADERBOARD_FILE, TRIALS_FILE] + (["optuna.db"] if optuna_too else [])
+        # the study first: a board that shows a trial ended never runs ahead of the study
+        names = (["optuna.db"] if optuna_too else []) + [LEADERBOARD_FILE, TRIALS_FILE]
         self.location.upload(names)
 
     # -- Tune hooks ------------------------------------------------------------------------

@@ -268,11 +268,12 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
     (run_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(config.to_yaml_dict(), sort_keys=False))
     (run_dir / DATA_SUMMARY_FILE).write_text(json.dumps(data.summary, indent=2))
     write_guard(run_dir, config)
-    location.upload()
     _init_ray(address or config.address)
-    trainable, tune_config, run_config = _tune_parts(config, space, location)
-    tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
-    return _fit(tuner, location, config)
+    with _run_study(location):
+        trainable, tune_config, run_config = _tune_parts(config, space, location)
+        location.upload()  # the study file exists now: the store holds every driver file
+        tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+        return _fit(tuner, location, config)
 
 
 def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> RunSummary:
@@ -304,10 +305,18 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
     _init_ray(address or config.address)
     # Searcher, scheduler and callbacks come back from the run folder's saved state.
     trainable = _trainable(config, space)
-    tuner = tune.Tuner.restore(
-        where, trainable=trainable, resume_unfinished=True, resume_errored=False
-    )
-    return _fit(tuner, location, config)
+    with _run_study(location):  # the saved searcher opens this run's study file
+        tuner = tune.Tuner.restore(
+            where, trainable=trainable, resume_unfinished=True, resume_errored=False
+        )
+        return _fit(tuner, location, config)
+
+
+def _run_study(location: RunLocation):
+    """The searcher's study file is the run's own; a run at a URI uploads it on each save."""
+    from search.searcher import run_study
+
+    return run_study(location.local / OPTUNA_FILE, lambda: location.upload([OPTUNA_FILE]))
 
 
 def _quiet_ray() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,15 @@ from ray.tune.search.optuna import OptunaSearch
 
 from pneumo_core.errors import ConfigError
 
-__all__ = ["SAMPLERS", "PruningAwareOptunaSearch", "make_sampler", "make_searcher", "open_storage"]
+__all__ = [
+    "SAMPLERS",
+    "PruningAwareOptunaSearch",
+    "RunStudyStorage",
+    "make_sampler",
+    "make_searcher",
+    "open_storage",
+    "run_study",
+]
 
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True),
@@ -54,9 +63,49 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return SAMPLERS[name](seed)
 
 
-def open_storage(path: str | Path) -> optuna.storages.BaseStorage:
+_RUN_STUDY: tuple[Path, Callable[[], None]] | None = None
+
+
+class RunStudyStorage(optuna.storages.RDBStorage):
+    """A run's sqlite study that follows the run when its saved state is loaded elsewhere.
+
+    Tune pickles the searcher, study storage included, into the run's state. Unpickled by
+    ``resume`` on another machine (or after the run folder moved, or from another mirror of
+    a run at a URI), it opens this driver's study file (see :func:`run_study`), not the
+    path the first driver had, which may not exist here.
+    """
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if _RUN_STUDY is not None:
+            here = _RUN_STUDY[0]
+            earlier = Path(str(state["url"]).removeprefix("sqlite:///"))
+            if not here.is_file() and earlier.is_file() and earlier != here:
+                shutil.copyfile(earlier, here)  # a study the store never received
+            state = {**state, "url": f"sqlite:///{here}"}
+        super().__setstate__(state)
+
+
+def open_storage(path: str | Path) -> RunStudyStorage:
     """Opens (or creates) the Optuna study database of a run (sqlite file)."""
-    return optuna.storages.RDBStorage(f"sqlite:///{Path(path).resolve()}")
+    return RunStudyStorage(f"sqlite:///{Path(path).resolve()}")
+
+
+@contextlib.contextmanager
+def run_study(study_file: str | Path, on_save: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Within it, this driver's searcher uses ``study_file`` and calls ``on_save``.
+
+    Args:
+        study_file: The run's Optuna sqlite file: a searcher restored from saved state opens
+            this one, whatever path the driver that saved it had.
+        on_save: Called after each save of the searcher's state (a run at a URI uploads
+            the study then, so the store never holds a searcher state newer than its study).
+    """
+    global _RUN_STUDY
+    _RUN_STUDY = (Path(study_file).resolve(), on_save)
+    try:
+        yield
+    finally:
+        _RUN_STUDY = None
 
 
 class PruningAwareOptunaSearch(OptunaSearch):
@@ -78,6 +127,12 @@ class PruningAwareOptunaSearch(OptunaSearch):
         told FAIL, with the reason in its system attributes.
         """
         super().restore(checkpoint_path)
+        for trial_id, ot_trial in list(self._ot_trials.items()):
+            storage = self._ot_study._storage
+            try:
+                getattr(storage, "_backend", storage).get_trial(ot_trial._trial_id)
+            except KeyError:  # asked after the study file's last copy: Optuna never saw it
+                del self._ot_trials[trial_id]
         tracked = {t._trial_id for t in self._ot_trials.values()}
         running = self._ot_study.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
@@ -90,6 +145,12 @@ class PruningAwareOptunaSearch(OptunaSearch):
                     frozen._trial_id, "fail_reason", "the search driver stopped during it"
                 )
                 self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
+
+    def save(self, checkpoint_path: str) -> None:
+        """Saves the searcher's state (Tune calls this), then runs the run's ``on_save``."""
+        super().save(checkpoint_path)
+        if _RUN_STUDY is not None:
+            _RUN_STUDY[1]()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Reports the epoch's value to Optuna, with the trial's own epoch as the step.
@@ -109,8 +170,10 @@ class PruningAwareOptunaSearch(OptunaSearch):
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
+        if trial_id not in self._ot_trials:  # dropped by restore: nothing to tell
+            return None
         ot_trial = self._ot_trials[trial_id]
         if error:
             state, values = optuna.trial.TrialState.FAIL, None

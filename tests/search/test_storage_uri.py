@@ -10,12 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 
+import optuna
 import pyarrow.fs
 import pytest
 
@@ -106,7 +108,8 @@ def test_a_run_at_an_s3_uri_survives_a_killed_driver_and_resumes_from_the_store(
 
     # running it again into the same URI is refused: resume is the way
     assert "already holds a search" in one_line_error(cli("run", str(experiment), env=env))
-    # resume on "another machine": an empty mirror, everything comes from the store
+    # resume on "another machine": the first mirror is gone, everything comes from the store
+    shutil.rmtree(tmp_path / "mirror-a")
     resume_to_the_end(uri, {**env, "PNEUMO_MIRROR_DIR": str(tmp_path / "mirror-b")})
 
     rows = read_board(store)
@@ -117,4 +120,11 @@ def test_a_run_at_an_s3_uri_survives_a_killed_driver_and_resumes_from_the_store(
     for needed in ("optuna.db", "trials.csv", "experiment.yaml", "run_guard.json"):
         assert f"pneumo/runs/remote/{needed}" in names
     assert any("/checkpoint_" in n and n.endswith("manifest.json") for n in names)
+    # the stored study holds every trial, ended (the resumed searcher wrote to this run's file)
+    pyarrow.fs.copy_files(
+        "pneumo/runs/remote/optuna.db", str(tmp_path / "study.db"), source_filesystem=store
+    )
+    study = optuna.load_study(study_name=data["name"], storage=f"sqlite:///{tmp_path / 'study.db'}")
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert len(states) >= 4 and optuna.trial.TrialState.RUNNING not in states
     assert any(n.rsplit("/", 1)[-1].startswith("experiment_state-") for n in names)

@@ -69,7 +69,7 @@ def evaluate(experiment, values: dict[str, Any], data, epochs: int, target: floa
         w=config.objective.w,
     )
     row = {name: scores["metrics"][name]["value"] for name in COLUMNS}
-    row["val_" + config.objective.metric] = result.best_metrics.get(config.objective.metric)
+    row["val_" + config.objective.key] = result.best_metrics.get(config.objective.key)
     row["threshold"] = threshold
     row["params"] = int(result.param_count)
     row["seconds"] = time.perf_counter() - start

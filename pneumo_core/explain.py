@@ -53,8 +53,12 @@ def grad_cam(model: keras.Model, images: np.ndarray, class_index: int = 1) -> np
 
     Returns:
         ``(N, H, W)`` heatmaps in ``[0, 1]`` at the input resolution (all zeros where no
-        region raised the score).
+        region raised the score). For a model wrapping member models (an ensemble), the
+        mean of the members' heatmaps.
     """
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if members:  # an ensemble (final --ensemble): the mean of its members' maps
+        return np.mean([grad_cam(m, images, class_index) for m in members], axis=0)
     name = feature_layer_name(model)
     features = dict(_spatial_outputs(model))[name]
     probe = keras.Model(model.inputs, [features, model.outputs[0]])

@@ -56,6 +56,11 @@ class FinalOptions:
         epochs: Epoch budget of each retraining (default: the search's trial budget).
         n_boot: Bootstrap resamples for the AUC-type intervals.
         gallery: Worst false negatives and worst false positives shown (each).
+        robustness: Re-score the test split under the robustness suite's shifts
+            (:mod:`pneumo_core.robustness`; about 30 more predictions of the test split).
+        ensemble: 0 for a single model, or K >= 2: the K best retrained configurations
+            that differ (each its best seed) become one model averaging their probabilities;
+            it is thresholded, tested, reported beside its members and exported.
     """
 
     top: int = 1
@@ -64,8 +69,11 @@ class FinalOptions:
     epochs: int | None = None
     n_boot: int = 1000
     gallery: int = 6
+    robustness: bool = True
+    ensemble: int = 0
 
     def __post_init__(self) -> None:
+        require(self.ensemble == 0 or self.ensemble >= 2, "--ensemble", "must be 0 or >= 2")
         require(self.top >= 1, "--top", "must be >= 1")
         require(self.seeds >= 1, "--seeds", "must be >= 1")
         require(0 < self.target_sensitivity <= 1, "--target-sensitivity", "must be in (0, 1]")
@@ -103,12 +111,16 @@ class _Retrained:
 
 
 def _candidates(run_dir: Path, rows: list[dict[str, str]], top: int) -> list[dict[str, str]]:
+    """The ``top`` best ranked trials whose configurations differ (a repeat is skipped)."""
     if not rows:
         raise PneumoError(f"{run_dir / LEADERBOARD_FILE}: missing or empty (run a search first)")
     ranked = [row for row in rows if row.get("rank")]
     if not ranked:
         raise PneumoError(f"{run_dir / LEADERBOARD_FILE}: no trial has a finite objective")
-    return ranked[:top]
+    distinct: dict[str, dict[str, str]] = {}
+    for row in ranked:
+        distinct.setdefault(json.dumps(row_params(row), sort_keys=True, default=str), row)
+    return list(distinct.values())[:top]
 
 
 def _retrain(experiment, rows, options: FinalOptions, log) -> list[_Retrained]:
@@ -135,7 +147,7 @@ def _retrain(experiment, rows, options: FinalOptions, log) -> list[_Retrained]:
                     f"has {data.num_classes}: {', '.join(data.class_names)}"
                 )
             result = train_model(config, data)
-            metric = config.objective.metric
+            metric = config.objective.key
             value = result.best_metrics.get(metric, float("nan"))
             log(
                 f"retrain {len(runs) + 1}/{total}: trial {row['trial_id']} seed {seed}: "
@@ -143,11 +155,29 @@ def _retrain(experiment, rows, options: FinalOptions, log) -> list[_Retrained]:
                 f"validation {metric} {value:.4f} ({result.seconds:.0f} s)"
             )
             runs.append(_Retrained(row["trial_id"], seed, config, data, result, value))
-            keep = _best(runs) if any(_usable(r) for r in runs) else None
+            keep = _kept(runs, options.ensemble)
             for run in runs:
-                if run is not keep:
-                    run.result.model = None  # only the best so far stays in memory
+                if all(run is not k for k in keep):
+                    run.result.model = None  # only what can still be used stays in memory
     return runs
+
+
+def _kept(runs: list[_Retrained], ensemble: int) -> list[_Retrained]:
+    """The best run, or with an ensemble its best members so far (one per trial)."""
+    if not any(_usable(r) for r in runs):
+        return []
+    best = _best(runs)
+    if ensemble < 2:
+        return [best]
+    sign = 1.0 if best.config.objective.mode == "max" else -1.0
+    per_trial: dict[str, _Retrained] = {}
+    for run in runs:  # a member must take the same images as the best (same data config)
+        if _usable(run) and run.config.data == best.config.data:
+            held = per_trial.get(run.trial_id)
+            if held is None or sign * run.value > sign * held.value:
+                per_trial[run.trial_id] = run
+    per_trial[best.trial_id] = best  # ties: the model evaluated as the single best stays
+    return sorted(per_trial.values(), key=lambda r: -sign * r.value)[:ensemble]
 
 
 def _usable(run: _Retrained) -> bool:
@@ -217,6 +247,52 @@ def _gallery(model, data, probs, threshold, count, folder: Path) -> list[dict[st
                 }
             )
     return items
+
+
+def build_ensemble(models: list[Any]) -> Any:
+    """One Keras model whose output is the mean of ``models``' probabilities.
+
+    The members must take the same input; each keeps its own normalization inside, so the
+    ensemble serves exactly like a single exported model (float images in ``[0, 255]``).
+    """
+    import keras
+
+    inputs = keras.Input(shape=models[0].input_shape[1:], name="image")
+    outputs = []
+    for k, member in enumerate(models):
+        member.name = f"member_{k + 1}"  # nested models need distinct names
+        outputs.append(member(inputs))
+    mean = keras.layers.Average(name="mean_probability")(outputs)
+    return keras.Model(inputs, mean, name="ensemble")
+
+
+def _side_by_side(members, ensemble, data, target: float, objective) -> dict[str, Any]:
+    """Each member and the ensemble on validation and test, each at its own threshold."""
+    from pneumo_core.data.pipeline import predict_batches
+    from pneumo_core.metrics import compute_metrics, threshold_for_sensitivity
+
+    val_images, val_labels = data.arrays("val")
+    test_images, test_labels = data.arrays("test")
+    entries = [(f"member {k + 1}", m.result.model, m) for k, m in enumerate(members)]
+    rows = []
+    for name, model, member in [*entries, ("ensemble", ensemble, None)]:
+        val_probs = predict_batches(model, val_images)
+        test_probs = predict_batches(model, test_images)
+        threshold = threshold_for_sensitivity(val_labels, val_probs, target)
+        kw = {"threshold": threshold, "tau": objective.tau, "w": objective.w}
+        val = compute_metrics(val_labels, val_probs, **kw)
+        test = compute_metrics(test_labels, test_probs, **kw)
+        rows.append(
+            {
+                "model": name,
+                "trial_id": member.trial_id if member else "",
+                "seed": member.seed if member else None,
+                "threshold": threshold,
+                **{f"val_{k}": val[k] for k in ("auc", "rw_auc")},
+                **{f"test_{k}": test[k] for k in ("auc", "rw_auc", "sensitivity", "specificity")},
+            }
+        )
+    return {"members": [r["trial_id"] for r in rows[:-1]], "comparison": rows}
 
 
 def _model_card(experiment, run: _Retrained, thresholds, test_eval, target) -> dict[str, Any]:
@@ -294,11 +370,19 @@ def run_final(
         raise PneumoError(f"{run_dir}: no search here (no experiment.yaml)")
     experiment = load_experiment(experiment_file)
     board = read_csv_rows(run_dir / LEADERBOARD_FILE)
-    rows = _candidates(run_dir, board, options.top)
+    rows = _candidates(run_dir, board, max(options.top, options.ensemble))
     runs = _retrain(experiment, rows, options, log)
     chosen = _best(runs)
     model, data, config = chosen.result.model, chosen.data, chosen.config
     objective = config.objective
+    members = _kept(runs, options.ensemble) if options.ensemble else []
+    ensemble = None
+    if len(members) >= 2:
+        model = build_ensemble([m.result.model for m in members])
+        ensemble = _side_by_side(members, model, data, options.target_sensitivity, objective)
+        log(f"ensemble of {len(members)}: " + ", ".join(m.trial_id for m in members))
+    elif options.ensemble:
+        log(f"ensemble: only {len(members)} usable configuration(s); a single model instead")
 
     val_images, val_labels = data.arrays("val")
     val_probs = predict_batches(model, val_images)
@@ -343,7 +427,7 @@ def run_final(
         "search": summarize_search(run_dir, experiment.name, board),
         "final": {
             "options": dataclasses.asdict(options),
-            "objective": objective.metric,
+            "objective": objective.key,
             "mode": objective.mode,
             "runs": [
                 {
@@ -388,10 +472,53 @@ def run_final(
         "config": {"experiment": experiment.to_yaml_dict(), "final_model": to_dict(config)},
         "data_fingerprint": data.fingerprint,
     }
+    if config.data.external_root:
+        from pneumo_core.data.external import prepare_external
+
+        external = prepare_external(config.data, data.class_names)
+        log(f"external check: {external.summary['images']} images from {external.root}")
+        external_probs = predict_batches(model, external.images)
+        report["external"] = {
+            **external.summary,
+            **binary_evaluation(
+                external.labels,
+                external_probs,
+                operating,
+                class_names=data.class_names,
+                seed=seed,
+                n_boot=options.n_boot,
+                tau=objective.tau,
+                w=objective.w,
+            ),
+        }
+    if options.robustness:
+        from pneumo_core.robustness import robustness_table
+
+        log("robustness suite on the test split")
+        report["robustness"] = robustness_table(
+            lambda images: predict_batches(model, images),
+            test_images,
+            test_labels,
+            threshold=operating,
+            seed=seed,
+            tau=objective.tau,
+            w=objective.w,
+        )
+    if options.ensemble:
+        report["ensemble"] = ensemble or {
+            "members": [],
+            "note": f"only {len(members)} usable configuration; the single best model is used",
+        }
     report["gallery"] = _gallery(
         model, data, test_probs, operating, options.gallery, folder / "gallery"
     )
     card = _model_card(experiment, chosen, thresholds, test_eval, options.target_sensitivity)
+    if ensemble:
+        card["name"] = f"{experiment.name}-ensemble{len(members)}"
+        card["ensemble"] = {
+            "combination": "mean of the members' probabilities (one Keras model)",
+            "members": [{"trial_id": m.trial_id, "seed": m.seed} for m in members],
+        }
     export_model(model, folder / "model", card)
     report["model"] = {"folder": "model", "card": "model/model_card.json"}
     report["seconds"] = round(time.perf_counter() - start, 1)

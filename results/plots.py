@@ -17,6 +17,7 @@ __all__ = [
     "confusion_plot",
     "importance_plot",
     "pr_plot",
+    "robustness_plot",
     "roc_plot",
     "timeline_plot",
     "training_plot",
@@ -142,4 +143,25 @@ def importance_plot(values: dict[str, float]) -> bytes:
     figure, axis = plt.subplots(figsize=(6.4, 0.35 * len(items) + 1.2))
     axis.barh([name for name, _ in items], [value for _, value in items], color="tab:blue")
     axis.set(xlabel="importance (share of objective variance)")
+    return _png(figure)
+
+
+def robustness_plot(robustness: dict[str, Any]) -> bytes:
+    """rw_auc and specificity per shift against severity; dashed lines: the clean split."""
+    clean = robustness["clean"]
+    figure, axes = plt.subplots(1, 2, figsize=(9.6, 3.8), sharex=True)
+    shifts = list(dict.fromkeys(row["shift"] for row in robustness["rows"]))
+    for metric, axis in zip(("rw_auc", "specificity"), axes):
+        for index, name in enumerate(shifts):
+            rows = [r for r in robustness["rows"] if r["shift"] == name]
+            axis.plot(
+                [0] + [r["severity"] for r in rows],
+                [clean[metric]] + [r[metric] for r in rows],
+                marker="o",
+                color=plt.cm.tab10(index % 10),
+                label=name,
+            )
+        axis.axhline(clean[metric], color="black", linestyle="--", linewidth=0.8)
+        axis.set(xlabel="severity (0 = as is)", ylabel=f"test {metric}", xticks=[0, 1, 2, 3])
+    axes[1].legend(fontsize=7, loc="lower left")
     return _png(figure)

@@ -99,6 +99,8 @@ def make_figures(report: dict[str, Any]) -> dict[str, bytes]:
     search = report["search"]
     if any(t["value"] is not None for t in search["timeline"]):
         figures["timeline"] = plots.timeline_plot(search["timeline"], mode)
+    if report.get("robustness", {}).get("rows"):
+        figures["robustness"] = plots.robustness_plot(report["robustness"])
     if search["importance"].get("values"):
         figures["importance"] = plots.importance_plot(search["importance"]["values"])
     return figures
@@ -185,6 +187,117 @@ def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
             ),
         ]
     return "\n".join(parts)
+
+
+def _section_ensemble(report: dict[str, Any]) -> str:
+    ensemble = report.get("ensemble")
+    if not ensemble:
+        return ""
+    if not ensemble.get("comparison"):
+        return f"<h2>Ensemble</h2><p>{_e(ensemble.get('note', ''))}</p>"
+    keys = ("threshold", "val_auc", "val_rw_auc", "test_auc", "test_rw_auc",
+            "test_sensitivity", "test_specificity")  # fmt: skip
+    rows = [
+        [row["model"], row["trial_id"], row["seed"] if row["seed"] is not None else ""]
+        + [row[k] for k in keys]
+        for row in ensemble["comparison"]
+    ]
+    return "\n".join(
+        [
+            "<h2>Ensemble</h2>",
+            f"<p>The exported model averages the probabilities of {len(ensemble['members'])} "
+            "retrained configurations. Each row is thresholded on its own validation "
+            "predictions (same sensitivity target); the test split above is the ensemble's.</p>",
+            _table(["model", "trial", "seed", *keys], rows),
+        ]
+    )
+
+
+def _section_external(report: dict[str, Any]) -> str:
+    external = report.get("external")
+    if not external:
+        return ""
+    test = report["test"]["metrics"]
+    names = ("auc", "rw_auc", "sensitivity", "specificity", "ppv", "npv", "accuracy")
+    rows = [
+        [
+            name,
+            test[name]["value"],
+            _interval(test[name]),
+            external["metrics"][name]["value"],
+            _interval(external["metrics"][name]),
+        ]
+        for name in names
+    ]
+    where = external["root"] + (f" ({external['split']}/)" if external["split"] else "")
+    excluded = report["data"].get("external", {})
+    return "\n".join(
+        [
+            "<h2>External check</h2>",
+            f"<p>{external['n']} images from {_e(where)}, decoded like the training data, "
+            f"scored at the operating threshold {external['threshold']:.4f} chosen on "
+            f"validation. {excluded.get('patients_excluded', 0)} of its patients "
+            f"({excluded.get('images_excluded', 0)} images) were removed from the dataset "
+            "before it was split.</p>",
+            _table(["metric", "test", "95% interval", "external", "95% interval"], rows),
+        ]
+    )
+
+
+def _section_robustness(report: dict[str, Any], figures: dict[str, bytes]) -> str:
+    robustness = report.get("robustness")
+    if not robustness:
+        return ""
+    clean, summary = robustness["clean"], robustness["summary"]
+    rows = [["as is", "", "", clean["auc"], clean["rw_auc"], clean["sensitivity"],
+             clean["specificity"], "", ""]]  # fmt: skip
+    rows += [
+        [
+            row["shift"],
+            row["severity"],
+            f"{row['level']:g}",
+            row["auc"],
+            row["rw_auc"],
+            row["sensitivity"],
+            row["specificity"],
+            f"{row['delta_sensitivity']:+.4f}",
+            f"{row['delta_specificity']:+.4f}",
+        ]
+        for row in robustness["rows"]
+    ]
+    described = "; ".join(
+        f"{name}: {text}"
+        for name, text in dict((r["shift"], r["description"]) for r in robustness["rows"]).items()
+    )
+    return "\n".join(
+        [
+            "<h2>Robustness</h2>",
+            "<p>The test split re-scored under image shifts that images from other sites "
+            "show, at three severities (deterministic, seed "
+            f"{robustness['seed']}); sensitivity and specificity at the operating threshold "
+            f"{robustness['threshold']:.4f}. Mean rw_auc over the suite "
+            f"{_fmt(summary['mean_rw_auc'])}, worst {_fmt(summary['worst_rw_auc'])} "
+            f"({_e(summary['worst'])}).</p>",
+            _table(
+                [
+                    "shift",
+                    "severity",
+                    "level",
+                    "AUC",
+                    "rw_auc",
+                    "sensitivity",
+                    "specificity",
+                    "Δ sensitivity",
+                    "Δ specificity",
+                ],
+                rows,
+            ),
+            f'<p class="note">{_e(described)}.</p>',
+            '<div class="figures">',
+            _img(figures["robustness"], "robustness plot", "rw_auc and specificity by severity"),
+            "</div>",
+        ]
+    )
 
 
 def _section_gallery(report: dict[str, Any], folder: Path) -> str:
@@ -392,6 +505,9 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes], folder: Path)
         f"Final model: trial {_e(chosen['trial_id'])}, seed {chosen['seed']}.</p>",
         f'<p class="headline">{_e(headline)}</p>',
         _section_test(report, figures),
+        _section_ensemble(report),
+        _section_external(report),
+        _section_robustness(report, figures),
         _section_gallery(report, folder),
         _section_model(report, figures),
         _section_search(report, figures),

@@ -167,6 +167,8 @@ def _cmd_final(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         target_sensitivity=args.target_sensitivity,
         epochs=args.epochs,
+        robustness=args.robustness,
+        ensemble=args.ensemble,
     )
     _quiet_tensorflow()
     outcome = run_final(args.run_dir, options)
@@ -180,6 +182,22 @@ def _cmd_final(args: argparse.Namespace) -> int:
     print(f"test ({report['test']['n']} images, threshold {report['test']['threshold']:.4f}):")
     for name in ("auc", "rw_auc", "sensitivity", "specificity", "ppv", "npv", "accuracy"):
         print(f"  {show(name)}")
+    for row in (report.get("ensemble") or {}).get("comparison", []):
+        print(
+            f"  {row['model']:<10} test auc {row['test_auc']:.4f} rw_auc {row['test_rw_auc']:.4f} "
+            f"sensitivity {row['test_sensitivity']:.4f} specificity {row['test_specificity']:.4f}"
+        )
+    if "external" in report:
+        external = report["external"]["metrics"]
+        print(f"external ({report['external']['n']} images, same threshold):")
+        for name in ("auc", "rw_auc", "sensitivity", "specificity"):
+            print(f"  {name} {external[name]['value']:.4f}")
+    if "robustness" in report:
+        summary = report["robustness"]["summary"]
+        print(
+            f"  under shifts: mean rw_auc {summary['mean_rw_auc']:.4f}, "
+            f"worst {summary['worst_rw_auc']:.4f} ({summary['worst']})"
+        )
     print(f"report: {outcome.folder / 'report.html'} (and report.json)")
     print(f"model: {outcome.model_dir}")
     return 0
@@ -294,6 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="sensitivity the threshold must reach on validation (default 0.95)",
     )
     final.add_argument("--epochs", type=int, help="epochs per retraining (default: the trials')")
+    final.add_argument(
+        "--ensemble",
+        type=int,
+        default=0,
+        metavar="K",
+        help="export the mean of the K best differing configurations (K >= 2; default: one)",
+    )
+    final.add_argument(
+        "--no-robustness",
+        dest="robustness",
+        action="store_false",
+        help="skip re-scoring the test split under the robustness suite's shifts",
+    )
     final.set_defaults(func=_cmd_final)
     export = sub.add_parser("export", help="copy a run's exported final model to a folder")
     export.add_argument("run_dir", help="the run folder (runs/NAME)")

@@ -211,6 +211,7 @@ class ExperimentConfig:
             self.data,
             root=absolute(self.data.root),
             cache_dir=absolute(self.data.cache_dir) if self.data.cache_dir else None,
+            external_root=absolute(self.data.external_root) if self.data.external_root else None,
         )
         weights = dataclasses.replace(
             self.weights, dirs=tuple(absolute(d) for d in self.weights.dirs)

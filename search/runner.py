@@ -180,7 +180,7 @@ def _tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocat
 
     # Searcher and ASHA follow the best value so far: the epoch whose weights a trial keeps,
     # and what the leaderboard ranks by.
-    metric = f"best_val_{config.objective.metric}"
+    metric = f"best_val_{config.objective.key}"
     mode = config.objective.mode
     trainable = _trainable(config, space)
     searcher = make_searcher(
@@ -206,8 +206,8 @@ def _tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocat
     else:
         scheduler = FIFOScheduler()
     callbacks = [
-        LeaderboardCallback(location, config.objective.metric, mode, config.epochs, space.resolve),
-        ProgressCallback(config.objective.metric, mode, config.epochs, TrialDescriber(space)),
+        LeaderboardCallback(location, config.objective.key, mode, config.epochs, space.resolve),
+        ProgressCallback(config.objective.key, mode, config.epochs, TrialDescriber(space)),
     ]
     tune_config = tune.TuneConfig(
         search_alg=searcher,

@@ -114,7 +114,7 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
     train_config = experiment.trial_config(space.resolve(config), seed=experiment.search.seed)
     data = prepare_data(train_config.data)  # the node's decoded-image cache
     checkpoint = tune.get_checkpoint()
-    objective = train_config.objective.metric
+    objective = train_config.objective.key
 
     import ray
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pneumo_core.configuration import require
+from pneumo_core.data.discovery import SPLITS
 
 __all__ = ["DEFAULT_PATIENT_REGEX", "AugmentConfig", "DataConfig"]
 
@@ -45,6 +46,11 @@ class DataConfig:
             ``~/.cache/pneumo-search``.
         decode_workers: Threads that decode images when the cache is built; 0 = one per
             CPU.
+        external_root: A dataset folder (either layout) for an external check: the final
+            stage scores the model on its images; ``None``: no external check.
+        external_split: The split folder of ``external_root`` to use (``""``: all of it).
+        exclude_external_patients: Remove every patient of the external set from this
+            dataset before splitting, so the check never scores a patient seen in training.
     """
 
     root: str = ""
@@ -62,6 +68,9 @@ class DataConfig:
     max_bad_fraction: float = 0.01
     cache_dir: str | None = None
     decode_workers: int = 0
+    external_root: str | None = None
+    external_split: str = "test"
+    exclude_external_patients: bool = True
 
     def __post_init__(self) -> None:
         require(16 <= self.image_size <= 1024, "image_size", "must be between 16 and 1024")
@@ -75,6 +84,11 @@ class DataConfig:
         require(0.0 <= self.max_bad_fraction <= 1.0, "max_bad_fraction", "must be in [0, 1]")
         require(self.min_given_val >= 0, "min_given_val", "must be >= 0")
         require(self.decode_workers >= 0, "decode_workers", "must be >= 0 (0 = one per CPU)")
+        require(
+            self.external_split in ("", *SPLITS),
+            "external_split",
+            "must be train, val, test or '' (the whole folder)",
+        )
         if self.classes is not None:
             require(len(self.classes) >= 2, "classes", "needs at least two class names")
             require(len(set(self.classes)) == len(self.classes), "classes", "names repeat")

@@ -14,6 +14,7 @@ import numpy as np
 from pneumo_core.data.cache import default_cache_dir, file_hashes, load_or_build
 from pneumo_core.data.config import DataConfig
 from pneumo_core.data.discovery import SPLITS, ImageRecord, Listing, list_images
+from pneumo_core.data.external import external_patients
 from pneumo_core.data.splitting import carve_splits
 from pneumo_core.errors import DataError
 
@@ -98,6 +99,9 @@ def prepare_data(config: DataConfig) -> PreparedData:
     ]
     _check_bad_fraction(listing, skipped, config.max_bad_fraction)
     good = [i for i, error in enumerate(decoded.errors) if error is None]
+    held_out = external_patients(config) if config.exclude_external_patients else frozenset()
+    external = [i for i in good if records[i].patient in held_out]
+    good = [i for i in good if records[i].patient not in held_out]
     assignment, origin = _assign_splits(listing, good, config)
     overlap = _patient_overlap(records, assignment)
     dropped: list[str] = []
@@ -122,6 +126,13 @@ def prepare_data(config: DataConfig) -> PreparedData:
         listing, config, decoded, splits, labels, origin, skipped, overlap, dropped, duplicates
     )
     summary["fingerprint"] = fingerprint
+    if config.external_root:
+        summary["external"] = {
+            "root": config.external_root,
+            "split": config.external_split,
+            "patients_excluded": len({records[i].patient for i in external}),
+            "images_excluded": len(external),
+        }
     return PreparedData(
         config=config,
         class_names=listing.class_names,

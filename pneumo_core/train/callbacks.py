@@ -10,9 +10,11 @@ import numpy as np
 
 from pneumo_core.data.pipeline import predict_batches
 from pneumo_core.errors import MetricError
-from pneumo_core.metrics import compute_metrics
+from pneumo_core.metrics import METRICS, compute_metrics
 
 __all__ = ["EpochPrinter", "ValidationMetrics"]
+
+_LOWER_IS_BETTER = {name for name, spec in METRICS.items() if not spec.higher_is_better}
 
 
 class ValidationMetrics(keras.callbacks.Callback):
@@ -31,6 +33,9 @@ class ValidationMetrics(keras.callbacks.Callback):
         tau: Partial-AUC sensitivity floor.
         w: Partial-AUC weight in ``rw_auc``.
         batch_size: Prediction batch size.
+        suite: ``(severity, seed, metric)``: also score the validation split under every
+            shift of the robustness suite at that severity, adding
+            ``val_suite_mean_<metric>`` and ``val_suite_worst_<metric>``; ``None``: no suite.
     """
 
     def __init__(
@@ -43,8 +48,15 @@ class ValidationMetrics(keras.callbacks.Callback):
         tau: float,
         w: float,
         batch_size: int,
+        suite: tuple[int, int, str] | None = None,
     ) -> None:
         super().__init__()
+        self.shifted: list[np.ndarray] = []
+        if suite is not None:  # shifted once, scored every epoch
+            from pneumo_core.robustness import apply_shift, list_shifts
+
+            severity, seed, self.suite_metric = suite
+            self.shifted = [apply_shift(images, n, severity, seed) for n in list_shifts()]
         self.images = images
         self.labels = labels
         self.objective = objective
@@ -75,6 +87,8 @@ class ValidationMetrics(keras.callbacks.Callback):
         probs = predict_batches(self.model, self.images, self.batch_size)
         try:
             scores = compute_metrics(self.labels, probs, tau=self.tau, w=self.w)
+            if self.shifted:
+                scores.update(self._suite_scores())
         except MetricError as exc:
             self.diverged = f"validation scores unusable after epoch {epoch + 1}: {exc}"
             self.model.stop_training = True
@@ -93,6 +107,25 @@ class ValidationMetrics(keras.callbacks.Callback):
             self.best_value = value
             self.best_epoch = epoch + 1
             self.best_weights = self.model.get_weights()
+
+    def _suite_scores(self) -> dict[str, float]:
+        """Mean and worst of the suite's metric over the shifted validation splits."""
+        name = self.suite_metric
+        values = np.array(
+            [
+                compute_metrics(
+                    self.labels,
+                    predict_batches(self.model, images, self.batch_size),
+                    tau=self.tau,
+                    w=self.w,
+                    names=[name],
+                )[name]
+                for images in self.shifted
+            ],
+            dtype=np.float64,
+        )
+        worst = values.max() if name in _LOWER_IS_BETTER else values.min()
+        return {f"suite_mean_{name}": float(values.mean()), f"suite_worst_{name}": float(worst)}
 
     def restore_best(self) -> None:
         """Puts the best epoch's weights back into the model (if any epoch was scored)."""

@@ -95,11 +95,21 @@ class ObjectiveConfig:
         metric: A metric name from :data:`pneumo_core.metrics.METRICS`.
         tau: Sensitivity floor of the partial AUC in ``rw_auc``.
         w: Weight of the partial AUC in ``rw_auc``.
+        robustness: ``none`` (default): ``metric`` on the validation split as it is;
+            ``mean`` or ``worst``: ``metric`` over the robustness suite
+            (:mod:`pneumo_core.robustness`: every shift at ``robustness_severity``) applied
+            to the validation split, its mean or its worst value. Each epoch then predicts
+            the validation split once more per shift (10 shifts).
+        robustness_severity: The suite's severity (1-3) in the objective.
+        robustness_seed: Seed of the suite's random shifts.
     """
 
     metric: str = "rw_auc"
     tau: float = 0.9
     w: float = 0.5
+    robustness: Literal["none", "mean", "worst"] = "none"
+    robustness_severity: int = 2
+    robustness_seed: int = 0
 
     def __post_init__(self) -> None:
         require(
@@ -109,6 +119,15 @@ class ObjectiveConfig:
         )
         require(0.0 <= self.tau < 1.0, "tau", "must be in [0, 1)")
         require(0.0 <= self.w <= 1.0, "w", "must be in [0, 1]")
+        require(self.robustness_severity in (1, 2, 3), "robustness_severity", "must be 1, 2 or 3")
+
+    @property
+    def key(self) -> str:
+        """The name the objective is reported under (``val_<key>``): ``metric``, or
+        ``suite_mean_<metric>`` / ``suite_worst_<metric>`` with a robustness objective."""
+        return (
+            self.metric if self.robustness == "none" else f"suite_{self.robustness}_{self.metric}"
+        )
 
     @property
     def mode(self) -> str:

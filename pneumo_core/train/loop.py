@@ -326,11 +326,16 @@ def fit_inputs(
     scorer = ValidationMetrics(
         val_images,
         val_labels,
-        objective=objective.metric,
+        objective=objective.key,
         higher_is_better=METRICS[objective.metric].higher_is_better,
         tau=objective.tau,
         w=objective.w,
         batch_size=max(config.training.batch_size, 64),
+        suite=(
+            None
+            if objective.robustness == "none"
+            else (objective.robustness_severity, objective.robustness_seed, objective.metric)
+        ),
     )
     return dataset, steps, class_weight, scorer
 
@@ -396,7 +401,7 @@ def train_model(
             return []
         return [
             keras.callbacks.EarlyStopping(
-                monitor=f"val_{objective.metric}", mode=objective.mode, patience=patience
+                monitor=f"val_{objective.key}", mode=objective.mode, patience=patience
             )
         ]
 

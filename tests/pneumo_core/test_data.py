@@ -10,6 +10,7 @@ from PIL import Image
 
 from pneumo_core.data import DataConfig, prepare_data
 from pneumo_core.data.config import DEFAULT_PATIENT_REGEX
+from pneumo_core.data.external import external_patients, prepare_external
 from pneumo_core.data.patients import patient_id
 from pneumo_core.data.splitting import carve_splits
 from pneumo_core.errors import ConfigError, DataError
@@ -328,3 +329,38 @@ def test_class_left_without_images_in_a_split(tiny_splits):
 def test_bad_regex_is_a_config_error():
     with pytest.raises(ConfigError, match="patient_regex: not a valid regular expression"):
         DataConfig(patient_regex="(unclosed")
+
+
+# --- external check ----------------------------------------------------------------------
+
+
+def test_external_patients_are_held_out_and_decoded_like_the_data(tiny_splits, tmp_path):
+    ext = make_dataset(tmp_path / "ext", layout="classes", patients_per_class=3)
+    config = cfg(tiny_splits, given_val="keep", external_root=str(ext), external_split="")
+    held_out = external_patients(config)
+    assert len(held_out) == 6
+    kept = prepare_data(config)
+    assert not held_out & set(kept.patients[i] for i in np.concatenate(list(kept.splits.values())))
+    assert kept.summary["external"]["patients_excluded"] == 6
+    assert kept.summary["external"]["images_excluded"] == 12
+    everything = prepare_data(cfg(tiny_splits, given_val="keep"))
+    assert held_out <= set(everything.patients[i] for i in everything.splits["train"])
+    assert kept.fingerprint != everything.fingerprint
+
+    external = prepare_external(config, kept.class_names)
+    assert external.images.shape == (12, *kept.input_shape)
+    assert external.labels.tolist().count(0) == external.labels.tolist().count(1) == 6
+    assert external.summary["patients"] == 6 and external.summary["skipped"] == []
+
+
+def test_external_check_errors_name_the_folder(tiny_splits, tmp_path):
+    ext = make_dataset(tmp_path / "ext", layout="classes", patients_per_class=2)
+    with pytest.raises(DataError, match="no test/ split folder"):
+        external_patients(cfg(tiny_splits, external_root=str(ext)))
+    other = make_dataset(tmp_path / "other", layout="classes", classes=("A", "B"))
+    with pytest.raises(DataError, match="differ from the dataset's"):
+        prepare_external(
+            cfg(tiny_splits, external_root=str(other), external_split=""), ("NORMAL", "PNEUMONIA")
+        )
+    with pytest.raises(ConfigError, match="external_split"):
+        cfg(tiny_splits, external_root=str(ext), external_split="holdout")

@@ -65,6 +65,27 @@ def test_nan_loss_stops_with_a_clear_status(mini64):
     assert result.epochs_run == 0 and result.best_metrics == {}
 
 
+def test_a_robustness_objective_selects_on_the_shifted_validation_split(mini64):
+    from pneumo_core.robustness import apply_shift, list_shifts
+    from pneumo_core.train.config import ObjectiveConfig
+
+    objective = ObjectiveConfig(robustness="worst", robustness_severity=3, robustness_seed=5)
+    config = small_cnn(epochs=2, early_stopping_patience=0)
+    result = train_model(TrainConfig(**{**config.__dict__, "objective": objective}), mini64)
+    key = "suite_worst_rw_auc"
+    assert objective.key == key and result.status == "completed"
+    best = max(result.history, key=lambda r: r[f"val_{key}"])
+    assert result.best_epoch == best["epoch"]
+    assert result.best_metrics[key] <= result.best_metrics["suite_mean_rw_auc"]
+    # the value is the worst shift's, rescored from the returned (best) model
+    x, y = mini64.arrays("val")
+    worst = min(
+        compute_metrics(y, predict_batches(result.model, apply_shift(x, name, 3, 5)))["rw_auc"]
+        for name in list_shifts()
+    )
+    assert result.best_metrics[key] == pytest.approx(worst, abs=1e-6)
+
+
 @pytest.mark.parametrize("imbalance", ["oversample", "none"])
 def test_imbalance_options_train(mini64, imbalance):
     result = train_model(small_cnn(epochs=1, imbalance=imbalance), mini64)

@@ -13,6 +13,7 @@ import pytest
 from sklearn import metrics as skm
 
 from pneumo_core.errors import PneumoError
+from pneumo_core.robustness import list_shifts
 from tests.results.conftest import cli
 
 pytestmark = pytest.mark.slow
@@ -121,9 +122,16 @@ def test_report_sections_are_all_there(final_outcome):
     assert kinds <= {"false negative", "false positive"} and report["gallery"]
     for item in report["gallery"]:
         assert (final_outcome.folder / item["image"]).stat().st_size > 1000
-    for name in ("roc", "pr", "calibration", "confusion", "training", "timeline"):
+    for name in ("roc", "pr", "calibration", "confusion", "training", "timeline", "robustness"):
         assert (final_outcome.folder / "plots" / f"{name}.png").is_file(), name
+    # the robustness suite: the clean row is the test evaluation, then every shift x severity
+    robustness = report["robustness"]
+    assert robustness["clean"]["auc"] == pytest.approx(report["test"]["metrics"]["auc"]["value"])
+    assert robustness["threshold"] == report["test"]["threshold"]
+    assert len(robustness["rows"]) == len(list_shifts()) * 3
+    assert len({(r["auc"], r["specificity"]) for r in robustness["rows"]}) > 3  # shifts bite
     html = (final_outcome.folder / "report.html").read_text()
+    assert "<h2>Robustness</h2>" in html and robustness["summary"]["worst"] in html
     assert 'src="http' not in html and "<script" not in html and "<link" not in html
 
 
@@ -261,3 +269,47 @@ def test_final_without_a_search_is_a_one_line_error(tmp_path):
         proc.stderr.strip()
         == f"pneumo-search: error: {tmp_path}: no search here (no experiment.yaml)"
     )
+
+
+def test_an_ensemble_is_reported_beside_its_members_and_serves_through_predict(
+    searched_run, mini_root, tmp_path
+):
+    import keras
+
+    from results.export import load_exported
+    from results.final import FinalOptions, run_final
+
+    run = tmp_path / "small"
+    shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("final*"))
+    options = FinalOptions(ensemble=2, epochs=1, n_boot=50, gallery=1, robustness=False)
+    outcome = run_final(run, options, log=lambda _: None)
+    report = outcome.report
+    rows = report["ensemble"]["comparison"]
+    assert [r["model"] for r in rows] == ["member 1", "member 2", "ensemble"]
+    assert len(set(report["ensemble"]["members"])) == 2  # two different configurations
+    assert rows[-1]["test_auc"] == pytest.approx(report["test"]["metrics"]["auc"]["value"])
+    assert "<h2>Ensemble</h2>" in (outcome.folder / "report.html").read_text()
+    assert report["gallery"]  # Grad-CAM through the ensemble: its members' mean
+
+    # one servable model: the mean of its members, the same through `predict`
+    model, card = load_exported(outcome.model_dir)
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    assert [m.name for m in members] == ["member_1", "member_2"]
+    assert [m["trial_id"] for m in card["ensemble"]["members"]] == report["ensemble"]["members"]
+    images = np.random.default_rng(0).uniform(0, 255, (4, *model.input_shape[1:]))
+    mean = np.mean([m.predict(images, verbose=0) for m in members], axis=0)
+    np.testing.assert_allclose(model.predict(images, verbose=0), mean, atol=1e-6)
+    out = tmp_path / "predictions.csv"
+    env = {**os.environ, "PNEUMO_CACHE_DIR": str(tmp_path / "cache")}
+    proc = cli(
+        "predict", str(outcome.model_dir), str(mini_root / "test"), "--csv", str(out), env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    saved, _, p = read_predictions(outcome.folder / "test_predictions.csv")
+    expected = {r["path"]: prob for r, prob in zip(saved, p)}
+    with out.open(newline="") as handle:
+        predicted = list(csv.DictReader(handle))
+    assert len(predicted) == len(expected)
+    for row in predicted:
+        relpath = os.path.relpath(row["path"], mini_root)
+        assert float(row["prob_PNEUMONIA"]) == pytest.approx(expected[relpath], abs=1e-5)

@@ -61,6 +61,8 @@ class FinalOptions:
         ensemble: 0 for a single model, or K >= 2: the K best retrained configurations
             that differ (each its best seed) become one model averaging their probabilities;
             it is thresholded, tested, reported beside its members and exported.
+        tta: Test-time augmentation: the exported model (single or ensemble) also averages
+            over :data:`TTA_VIEWS`; reported beside the model without it.
     """
 
     top: int = 1
@@ -71,6 +73,7 @@ class FinalOptions:
     gallery: int = 6
     robustness: bool = True
     ensemble: int = 0
+    tta: bool = False
 
     def __post_init__(self) -> None:
         require(self.ensemble == 0 or self.ensemble >= 2, "--ensemble", "must be 0 or >= 2")
@@ -249,33 +252,51 @@ def _gallery(model, data, probs, threshold, count, folder: Path) -> list[dict[st
     return items
 
 
-def build_ensemble(models: list[Any]) -> Any:
+#: Test-time augmentation views: (dy, dx) shifts as fractions of the image size.
+TTA_VIEWS = ((0.0, 0.0), (0.04, 0.0), (-0.04, 0.0), (0.0, 0.04), (0.0, -0.04))
+
+
+def build_ensemble(models: list[Any], *, tta: bool = False) -> Any:
     """One Keras model whose output is the mean of ``models``' probabilities.
 
     The members must take the same input; each keeps its own normalization inside, so the
     ensemble serves exactly like a single exported model (float images in ``[0, 255]``).
+
+    Args:
+        models: The members (one is allowed: with ``tta``, a single model's TTA wrapper).
+        tta: Also average over :data:`TTA_VIEWS` (the image shifted by 4% each way).
     """
     import keras
 
+    from pneumo_core.models.layers import FixedShift
+
     inputs = keras.Input(shape=models[0].input_shape[1:], name="image")
+    views = [inputs]
+    if tta:
+        views = [
+            FixedShift(dy, dx, name=f"view_{k}")(inputs) if (dy, dx) != (0.0, 0.0) else inputs
+            for k, (dy, dx) in enumerate(TTA_VIEWS)
+        ]
     outputs = []
     for k, member in enumerate(models):
         member.name = f"member_{k + 1}"  # nested models need distinct names
-        outputs.append(member(inputs))
+        outputs += [member(view) for view in views]
+    if len(outputs) == 1:
+        return keras.Model(inputs, outputs[0], name="single")
     mean = keras.layers.Average(name="mean_probability")(outputs)
-    return keras.Model(inputs, mean, name="ensemble")
+    return keras.Model(inputs, mean, name="ensemble_tta" if tta else "ensemble")
 
 
-def _side_by_side(members, ensemble, data, target: float, objective) -> dict[str, Any]:
-    """Each member and the ensemble on validation and test, each at its own threshold."""
+def _side_by_side(candidates, data, target: float, objective) -> dict[str, Any]:
+    """Each candidate ``(name, model, run or None)`` on validation and test, each at its
+    own validation threshold; the last one is the exported model."""
     from pneumo_core.data.pipeline import predict_batches
     from pneumo_core.metrics import compute_metrics, threshold_for_sensitivity
 
     val_images, val_labels = data.arrays("val")
     test_images, test_labels = data.arrays("test")
-    entries = [(f"member {k + 1}", m.result.model, m) for k, m in enumerate(members)]
     rows = []
-    for name, model, member in [*entries, ("ensemble", ensemble, None)]:
+    for name, model, member in candidates:
         val_probs = predict_batches(model, val_images)
         test_probs = predict_batches(model, test_images)
         threshold = threshold_for_sensitivity(val_labels, val_probs, target)
@@ -292,7 +313,10 @@ def _side_by_side(members, ensemble, data, target: float, objective) -> dict[str
                 **{f"test_{k}": test[k] for k in ("auc", "rw_auc", "sensitivity", "specificity")},
             }
         )
-    return {"members": [r["trial_id"] for r in rows[:-1]], "comparison": rows}
+    members = [
+        r["trial_id"] for r in rows if r["model"].startswith("member") and "TTA" not in r["model"]
+    ]
+    return {"members": members, "comparison": rows}
 
 
 def _model_card(experiment, run: _Retrained, thresholds, test_eval, target) -> dict[str, Any]:
@@ -375,14 +399,28 @@ def run_final(
     chosen = _best(runs)
     model, data, config = chosen.result.model, chosen.data, chosen.config
     objective = config.objective
-    members = _kept(runs, options.ensemble) if options.ensemble else []
-    ensemble = None
-    if len(members) >= 2:
-        model = build_ensemble([m.result.model for m in members])
-        ensemble = _side_by_side(members, model, data, options.target_sensitivity, objective)
-        log(f"ensemble of {len(members)}: " + ", ".join(m.trial_id for m in members))
-    elif options.ensemble:
+    members = _kept(runs, options.ensemble) if options.ensemble else [chosen]
+    if options.ensemble and len(members) < 2:
         log(f"ensemble: only {len(members)} usable configuration(s); a single model instead")
+        members = [chosen]
+    models = [m.result.model for m in members]
+    if len(members) > 1:
+        candidates = [
+            (f"member {k + 1}", m, run) for k, (m, run) in enumerate(zip(models, members))
+        ]
+        model = build_ensemble(models)
+        candidates.append(("ensemble", model, None))
+        log(f"ensemble of {len(members)}: " + ", ".join(m.trial_id for m in members))
+    else:
+        candidates = [("single", model, chosen)]
+    if options.tta:
+        if len(members) > 1:
+            candidates.append(("member 1 + TTA", build_ensemble(models[:1], tta=True), chosen))
+        model = build_ensemble(models, tta=True)
+        candidates.append((f"{candidates[-1][0]} + TTA", model, None))
+    comparison = None
+    if len(candidates) > 1:
+        comparison = _side_by_side(candidates, data, options.target_sensitivity, objective)
 
     val_images, val_labels = data.arrays("val")
     val_probs = predict_batches(model, val_images)
@@ -504,20 +542,26 @@ def run_final(
             tau=objective.tau,
             w=objective.w,
         )
-    if options.ensemble:
-        report["ensemble"] = ensemble or {
-            "members": [],
-            "note": f"only {len(members)} usable configuration; the single best model is used",
+    if options.ensemble or options.tta:
+        report["ensemble"] = {
+            "members": [m.trial_id for m in members],
+            "tta_views": [list(v) for v in TTA_VIEWS] if options.tta else [],
+            "comparison": comparison["comparison"] if comparison else [],
         }
+        if options.ensemble and len(members) < 2:
+            report["ensemble"]["note"] = (
+                f"only {len(members)} usable configuration; the single best model is used"
+            )
     report["gallery"] = _gallery(
         model, data, test_probs, operating, options.gallery, folder / "gallery"
     )
     card = _model_card(experiment, chosen, thresholds, test_eval, options.target_sensitivity)
-    if ensemble:
-        card["name"] = f"{experiment.name}-ensemble{len(members)}"
+    if len(members) > 1 or options.tta:
+        card["name"] = f"{experiment.name}-ensemble{len(members)}" + ("-tta" if options.tta else "")
         card["ensemble"] = {
-            "combination": "mean of the members' probabilities (one Keras model)",
+            "combination": "mean of the members' probabilities over the views (one Keras model)",
             "members": [{"trial_id": m.trial_id, "seed": m.seed} for m in members],
+            "tta_views": [list(v) for v in TTA_VIEWS] if options.tta else [[0.0, 0.0]],
         }
     export_model(model, folder / "model", card)
     report["model"] = {"folder": "model", "card": "model/model_card.json"}

@@ -194,7 +194,7 @@ def _section_ensemble(report: dict[str, Any]) -> str:
     if not ensemble:
         return ""
     if not ensemble.get("comparison"):
-        return f"<h2>Ensemble</h2><p>{_e(ensemble.get('note', ''))}</p>"
+        return f"<h2>Ensemble and test-time augmentation</h2><p>{_e(ensemble.get('note', ''))}</p>"
     keys = ("threshold", "val_auc", "val_rw_auc", "test_auc", "test_rw_auc",
             "test_sensitivity", "test_specificity")  # fmt: skip
     rows = [
@@ -202,12 +202,16 @@ def _section_ensemble(report: dict[str, Any]) -> str:
         + [row[k] for k in keys]
         for row in ensemble["comparison"]
     ]
+    views = len(ensemble.get("tta_views") or []) or 1
+    what = f"{len(ensemble['members'])} retrained configuration(s)" + (
+        f" over {views} test-time views (the image and 4% shifts)" if views > 1 else ""
+    )
     return "\n".join(
         [
-            "<h2>Ensemble</h2>",
-            f"<p>The exported model averages the probabilities of {len(ensemble['members'])} "
-            "retrained configurations. Each row is thresholded on its own validation "
-            "predictions (same sensitivity target); the test split above is the ensemble's.</p>",
+            "<h2>Ensemble and test-time augmentation</h2>",
+            f"<p>The exported model (last row) averages the probabilities of {what}. Each row "
+            "is thresholded on its own validation predictions (same sensitivity target); the "
+            "test split above is the exported model's.</p>",
             _table(["model", "trial", "seed", *keys], rows),
         ]
     )

@@ -169,6 +169,7 @@ def _cmd_final(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         robustness=args.robustness,
         ensemble=args.ensemble,
+        tta=args.tta,
     )
     _quiet_tensorflow()
     outcome = run_final(args.run_dir, options)
@@ -184,7 +185,7 @@ def _cmd_final(args: argparse.Namespace) -> int:
         print(f"  {show(name)}")
     for row in (report.get("ensemble") or {}).get("comparison", []):
         print(
-            f"  {row['model']:<10} test auc {row['test_auc']:.4f} rw_auc {row['test_rw_auc']:.4f} "
+            f"  {row['model']:<16} test auc {row['test_auc']:.4f} rw_auc {row['test_rw_auc']:.4f} "
             f"sensitivity {row['test_sensitivity']:.4f} specificity {row['test_specificity']:.4f}"
         )
     if "external" in report:
@@ -318,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="K",
         help="export the mean of the K best differing configurations (K >= 2; default: one)",
+    )
+    final.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: also average over the image shifted 4%% each way",
     )
     final.add_argument(
         "--no-robustness",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["PerImageStandardization", "ReverseChannels", "input_normalization"]
+__all__ = ["FixedShift", "PerImageStandardization", "ReverseChannels", "input_normalization"]
 
 _IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 _IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -30,6 +30,30 @@ class PerImageStandardization(keras.layers.Layer):
         mean = keras.ops.mean(inputs, axis=(1, 2, 3), keepdims=True)
         std = keras.ops.std(inputs, axis=(1, 2, 3), keepdims=True)
         return (inputs - mean) / keras.ops.maximum(std, 1e-3)
+
+
+@keras.saving.register_keras_serializable(package="pneumo_core")
+class FixedShift(keras.layers.Layer):
+    """Shifts images by a fixed fraction of their size, filling with black (a TTA view).
+
+    Args:
+        dy: Vertical shift as a fraction of the height (positive: down).
+        dx: Horizontal shift as a fraction of the width (positive: right).
+    """
+
+    def __init__(self, dy: float = 0.0, dx: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.dy, self.dx = float(dy), float(dx)
+
+    def call(self, inputs):
+        height, width = inputs.shape[1], inputs.shape[2]
+        dy, dx = round(self.dy * height), round(self.dx * width)
+        py, px = abs(dy), abs(dx)
+        padded = keras.ops.pad(inputs, [[0, 0], [py, py], [px, px], [0, 0]])
+        return padded[:, py - dy : py - dy + height, px - dx : px - dx + width, :]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "dy": self.dy, "dx": self.dx}
 
 
 def input_normalization(x, mode: str):

@@ -281,14 +281,20 @@ def test_an_ensemble_is_reported_beside_its_members_and_serves_through_predict(
 
     run = tmp_path / "small"
     shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("final*"))
-    options = FinalOptions(ensemble=2, epochs=1, n_boot=50, gallery=1, robustness=False)
+    options = FinalOptions(ensemble=2, tta=True, epochs=1, n_boot=50, gallery=1, robustness=False)
     outcome = run_final(run, options, log=lambda _: None)
     report = outcome.report
     rows = report["ensemble"]["comparison"]
-    assert [r["model"] for r in rows] == ["member 1", "member 2", "ensemble"]
+    assert [r["model"] for r in rows] == [
+        "member 1", "member 2", "ensemble", "member 1 + TTA", "ensemble + TTA"
+    ]  # fmt: skip
     assert len(set(report["ensemble"]["members"])) == 2  # two different configurations
     assert rows[-1]["test_auc"] == pytest.approx(report["test"]["metrics"]["auc"]["value"])
-    assert "<h2>Ensemble</h2>" in (outcome.folder / "report.html").read_text()
+    assert len({r["test_auc"] for r in rows}) == 5  # members, mean and views all differ
+    assert (
+        "<h2>Ensemble and test-time augmentation</h2>"
+        in (outcome.folder / "report.html").read_text()
+    )
     assert report["gallery"]  # Grad-CAM through the ensemble: its members' mean
 
     # one servable model: the mean of its members, the same through `predict`
@@ -297,8 +303,15 @@ def test_an_ensemble_is_reported_beside_its_members_and_serves_through_predict(
     assert [m.name for m in members] == ["member_1", "member_2"]
     assert [m["trial_id"] for m in card["ensemble"]["members"]] == report["ensemble"]["members"]
     images = np.random.default_rng(0).uniform(0, 255, (4, *model.input_shape[1:]))
-    mean = np.mean([m.predict(images, verbose=0) for m in members], axis=0)
-    np.testing.assert_allclose(model.predict(images, verbose=0), mean, atol=1e-6)
+    views = [images]
+    for axis, pixels in ((1, 1), (1, -1), (2, 1), (2, -1)):  # 4% of 32 px: one pixel
+        shifted = np.roll(images, pixels, axis=axis)
+        edge = [slice(None)] * 4
+        edge[axis] = 0 if pixels > 0 else -1
+        shifted[tuple(edge)] = 0  # filled with black, not wrapped around
+        views.append(shifted)
+    mean = np.mean([m.predict(v, verbose=0) for m in members for v in views], axis=0)
+    np.testing.assert_allclose(model.predict(images, verbose=0), mean, atol=1e-5)
     out = tmp_path / "predictions.csv"
     env = {**os.environ, "PNEUMO_CACHE_DIR": str(tmp_path / "cache")}
     proc = cli(

@@ -287,11 +287,40 @@ def build_ensemble(models: list[Any], *, tta: bool = False) -> Any:
     return keras.Model(inputs, mean, name="ensemble_tta" if tta else "ensemble")
 
 
-def _side_by_side(candidates, data, target: float, objective) -> dict[str, Any]:
-    """Each candidate ``(name, model, run or None)`` on validation and test, each at its
-    own validation threshold; the last one is the exported model."""
+def _candidate_models(members, models, tta: bool) -> list[tuple[str, Any, Any]]:
+    """``(name, model, run or None)`` to compare; the last is the one exported.
+
+    One model: itself (and itself with TTA). K members: each member, the ensemble of the
+    first 3 (when K > 3), the ensemble of all K; with TTA also member 1 and the ensemble of
+    all K with TTA.
+    """
+    if len(members) == 1:
+        candidates = [("single", models[0], members[0])]
+    else:
+        candidates = [(f"member {k + 1}", m, r) for k, (m, r) in enumerate(zip(models, members))]
+        if len(members) > 3:
+            candidates.append(("ensemble of 3", build_ensemble(models[:3]), None))
+        candidates.append((f"ensemble of {len(members)}", build_ensemble(models), None))
+    if tta:
+        last = candidates[-1][0]
+        if len(members) > 1:
+            candidates.append(("member 1 + TTA", build_ensemble(models[:1], tta=True), members[0]))
+        candidates.append((f"{last} + TTA", build_ensemble(models, tta=True), None))
+    return candidates
+
+
+_SIDE_KEYS = ("auc", "rw_auc", "sensitivity", "specificity")
+
+
+def _side_by_side(
+    candidates, data, target: float, objective, *, external=None, suite_seed: int | None = None
+) -> dict[str, Any]:
+    """Each candidate ``(name, model, run or None)`` on validation, test, the external set
+    and (with ``suite_seed``) the robustness suite at severity 2, each at its own
+    validation threshold; the last one is the exported model."""
     from pneumo_core.data.pipeline import predict_batches
     from pneumo_core.metrics import compute_metrics, threshold_for_sensitivity
+    from pneumo_core.robustness import robustness_table
 
     val_images, val_labels = data.arrays("val")
     test_images, test_labels = data.arrays("test")
@@ -303,20 +332,30 @@ def _side_by_side(candidates, data, target: float, objective) -> dict[str, Any]:
         kw = {"threshold": threshold, "tau": objective.tau, "w": objective.w}
         val = compute_metrics(val_labels, val_probs, **kw)
         test = compute_metrics(test_labels, test_probs, **kw)
-        rows.append(
-            {
-                "model": name,
-                "trial_id": member.trial_id if member else "",
-                "seed": member.seed if member else None,
-                "threshold": threshold,
-                **{f"val_{k}": val[k] for k in ("auc", "rw_auc")},
-                **{f"test_{k}": test[k] for k in ("auc", "rw_auc", "sensitivity", "specificity")},
-            }
-        )
-    members = [
-        r["trial_id"] for r in rows if r["model"].startswith("member") and "TTA" not in r["model"]
-    ]
-    return {"members": members, "comparison": rows}
+        row = {
+            "model": name,
+            "trial_id": member.trial_id if member else "",
+            "seed": member.seed if member else None,
+            "threshold": threshold,
+            **{f"val_{k}": val[k] for k in ("auc", "rw_auc")},
+            **{f"test_{k}": test[k] for k in _SIDE_KEYS},
+        }
+        if external is not None:
+            ext = compute_metrics(external.labels, predict_batches(model, external.images), **kw)
+            row.update({f"external_{k}": ext[k] for k in _SIDE_KEYS})
+        if suite_seed is not None:
+            suite = robustness_table(
+                lambda images, model=model: predict_batches(model, images),
+                test_images,
+                test_labels,
+                severities=(2,),
+                **kw,
+                seed=suite_seed,
+            )["summary"]
+            row["suite_mean_rw_auc"] = suite["mean_rw_auc"]
+            row["suite_worst_rw_auc"] = suite["worst_rw_auc"]
+        rows.append(row)
+    return {"comparison": rows}
 
 
 def _model_card(experiment, run: _Retrained, thresholds, test_eval, target) -> dict[str, Any]:
@@ -404,23 +443,27 @@ def run_final(
         log(f"ensemble: only {len(members)} usable configuration(s); a single model instead")
         members = [chosen]
     models = [m.result.model for m in members]
+    external = None
+    if config.data.external_root:
+        from pneumo_core.data.external import prepare_external
+
+        external = prepare_external(config.data, data.class_names)
+        log(f"external check: {external.summary['images']} images from {external.root}")
+    candidates = _candidate_models(members, models, options.tta)
+    model = candidates[-1][1]  # the exported one
     if len(members) > 1:
-        candidates = [
-            (f"member {k + 1}", m, run) for k, (m, run) in enumerate(zip(models, members))
-        ]
-        model = build_ensemble(models)
-        candidates.append(("ensemble", model, None))
         log(f"ensemble of {len(members)}: " + ", ".join(m.trial_id for m in members))
-    else:
-        candidates = [("single", model, chosen)]
-    if options.tta:
-        if len(members) > 1:
-            candidates.append(("member 1 + TTA", build_ensemble(models[:1], tta=True), chosen))
-        model = build_ensemble(models, tta=True)
-        candidates.append((f"{candidates[-1][0]} + TTA", model, None))
     comparison = None
     if len(candidates) > 1:
-        comparison = _side_by_side(candidates, data, options.target_sensitivity, objective)
+        log(f"side by side: {', '.join(c[0] for c in candidates)}")
+        comparison = _side_by_side(
+            candidates,
+            data,
+            options.target_sensitivity,
+            objective,
+            external=external,
+            suite_seed=experiment.search.seed if options.robustness else None,
+        )
 
     val_images, val_labels = data.arrays("val")
     val_probs = predict_batches(model, val_images)
@@ -510,11 +553,7 @@ def run_final(
         "config": {"experiment": experiment.to_yaml_dict(), "final_model": to_dict(config)},
         "data_fingerprint": data.fingerprint,
     }
-    if config.data.external_root:
-        from pneumo_core.data.external import prepare_external
-
-        external = prepare_external(config.data, data.class_names)
-        log(f"external check: {external.summary['images']} images from {external.root}")
+    if external is not None:
         external_probs = predict_batches(model, external.images)
         report["external"] = {
             **external.summary,

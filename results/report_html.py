@@ -195,8 +195,8 @@ def _section_ensemble(report: dict[str, Any]) -> str:
         return ""
     if not ensemble.get("comparison"):
         return f"<h2>Ensemble and test-time augmentation</h2><p>{_e(ensemble.get('note', ''))}</p>"
-    keys = ("threshold", "val_auc", "val_rw_auc", "test_auc", "test_rw_auc",
-            "test_sensitivity", "test_specificity")  # fmt: skip
+    first = ensemble["comparison"][0]
+    keys = [k for k in first if k not in ("model", "trial_id", "seed")]
     rows = [
         [row["model"], row["trial_id"], row["seed"] if row["seed"] is not None else ""]
         + [row[k] for k in keys]
@@ -211,7 +211,8 @@ def _section_ensemble(report: dict[str, Any]) -> str:
             "<h2>Ensemble and test-time augmentation</h2>",
             f"<p>The exported model (last row) averages the probabilities of {what}. Each row "
             "is thresholded on its own validation predictions (same sensitivity target); the "
-            "test split above is the exported model's.</p>",
+            "test split above is the exported model's. external_: the external check; "
+            "suite_: rw_auc over the robustness suite's shifts at severity 2.</p>",
             _table(["model", "trial", "seed", *keys], rows),
         ]
     )

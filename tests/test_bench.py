@@ -79,3 +79,26 @@ def test_compare_search_quick(mini_root, tmp_path):
     assert arms["random"]["to_random_best"][0] is not None
     assert re.search(r"^random\s+\d\.\d{4}\s+\d", proc.stdout, re.M), proc.stdout
     assert (out / "compare_search.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_robustness_quick(mini_root, tmp_path):
+    """Two objectives searched and finalized; every model scored on test and external."""
+    out = tmp_path / "robustness"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "robustness.py"), str(mini_root), "--quick",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=900, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "robustness.json").read_text())
+    assert [r["objective"] for r in results["runs"]] == ["none", "worst"]
+    for run in results["runs"]:
+        assert run["excluded"]["patients_excluded"] > 0  # the external patients left the data
+        assert run["external_images"] == 200  # chest_xray_mini's val split
+        names = [row["model"] for row in run["rows"]]
+        assert names[-1].endswith("+ TTA") and "member 1" in names
+        for row in run["rows"]:
+            assert 0.0 <= row["test_rw_auc"] <= 1.0 and 0.0 <= row["external_rw_auc"] <= 1.0
+    assert {m["objective"] for m in results["medians"]} == {"none", "worst"}
+    assert re.search(r"^worst\s+member 1\s+1\s+\d\.\d{4}", proc.stdout, re.M), proc.stdout

@@ -286,7 +286,7 @@ def test_an_ensemble_is_reported_beside_its_members_and_serves_through_predict(
     report = outcome.report
     rows = report["ensemble"]["comparison"]
     assert [r["model"] for r in rows] == [
-        "member 1", "member 2", "ensemble", "member 1 + TTA", "ensemble + TTA"
+        "member 1", "member 2", "ensemble of 2", "member 1 + TTA", "ensemble of 2 + TTA"
     ]  # fmt: skip
     assert len(set(report["ensemble"]["members"])) == 2  # two different configurations
     assert rows[-1]["test_auc"] == pytest.approx(report["test"]["metrics"]["auc"]["value"])

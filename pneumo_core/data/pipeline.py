@@ -66,6 +66,7 @@ def training_dataset(
     augment: AugmentConfig,
     oversample: bool,
     num_classes: int,
+    mixup: float = 0.0,
 ) -> tuple[tf.data.Dataset, int]:
     """Returns an endless-per-epoch training dataset and its steps per epoch.
 
@@ -81,6 +82,8 @@ def training_dataset(
         augment: Augmentation settings.
         oversample: Repeat smaller classes up to the largest one each epoch.
         num_classes: Number of classes (sets the label dtype/shape).
+        mixup: Beta(a, a) parameter of mixup (two classes): each image and label is
+            blended with another of its batch; 0 = off.
 
     Returns:
         ``(dataset, steps_per_epoch)``.
@@ -97,13 +100,19 @@ def training_dataset(
         order = oversampled_indices(index, labels, rng) if oversample else rng.permutation(index)
         for start in range(0, len(order), batch_size):
             chunk = np.sort(order[start : start + batch_size])  # sorted reads from the map
-            yield images[chunk], labels[chunk].astype(label_dtype)
+            x, y = images[chunk], labels[chunk].astype(label_dtype)
+            if mixup > 0:
+                lam = rng.beta(mixup, mixup, size=len(chunk)).astype(np.float32)
+                partner = rng.permutation(len(chunk))
+                x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x[partner]
+                y = lam * y + (1 - lam) * y[partner]
+            yield x, y
 
     shape = (None, *images.shape[1:])
     dataset = tf.data.Dataset.from_generator(
         batches,
         output_signature=(
-            tf.TensorSpec(shape, tf.uint8),
+            tf.TensorSpec(shape, tf.float32 if mixup > 0 else tf.uint8),
             tf.TensorSpec((None,), tf.as_dtype(label_dtype)),
         ),
     )

@@ -57,6 +57,8 @@ class CNNParams:
         l2: L2 weight decay on every kernel.
         normalization: Input scaling inside the model: ``unit`` ([0, 1]), ``tf``
             ([-1, 1]) or ``per_image`` (each image to zero mean, unit variance).
+        equalize: Histogram-equalize each image inside the model, before normalization.
+        border_crop: Fraction cropped from every border inside the model (0 = none).
     """
 
     preset: str | None = None
@@ -76,8 +78,11 @@ class CNNParams:
     activation: Literal["relu", "elu", "swish", "gelu"] = "relu"
     l2: float = 0.0
     normalization: Literal["unit", "tf", "per_image"] = "unit"
+    equalize: bool = False
+    border_crop: float = 0.0
 
     def __post_init__(self) -> None:
+        require(0.0 <= self.border_crop <= 0.2, "border_crop", "must be in [0, 0.2]")
         require(
             self.preset is None or self.preset in SEED_PRESETS,
             "preset",
@@ -122,14 +127,15 @@ def build_cnn(params: CNNParams, input_shape, num_classes: int, weights=None):
     import keras
 
     from pneumo_core.models.heads import classifier_head
-    from pneumo_core.models.layers import input_normalization
+    from pneumo_core.models.layers import input_normalization, input_preprocessing
 
     p = params.resolved()
     blocks = p.filters_per_block()
     pooled = set(range(len(blocks)) if p.pool_blocks is None else p.pool_blocks)
     regularizer = keras.regularizers.L2(p.l2) if p.l2 > 0 else None
     inputs = keras.Input(shape=input_shape, name="image")
-    x = input_normalization(inputs, p.normalization)
+    x = input_preprocessing(inputs, equalize=p.equalize, border_crop=p.border_crop)
+    x = input_normalization(x, p.normalization)
     for b, filters in enumerate(blocks):
         for c in range(p.convs_per_block):
             if p.padding == "valid" and min(x.shape[1], x.shape[2]) < p.kernel_size:

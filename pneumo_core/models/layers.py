@@ -7,7 +7,15 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["FixedShift", "PerImageStandardization", "ReverseChannels", "input_normalization"]
+__all__ = [
+    "BorderCrop",
+    "FixedShift",
+    "HistogramEqualization",
+    "PerImageStandardization",
+    "ReverseChannels",
+    "input_normalization",
+    "input_preprocessing",
+]
 
 _IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 _IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -54,6 +62,68 @@ class FixedShift(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "dy": self.dy, "dx": self.dx}
+
+
+@keras.saving.register_keras_serializable(package="pneumo_core")
+class HistogramEqualization(keras.layers.Layer):
+    """Global histogram equalization of each image and channel (values stay in [0, 255]).
+
+    Evens out exposure and contrast between sources: each pixel becomes the share of the
+    image's pixels at or below its grey level.
+    """
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        shape = tf.shape(inputs)
+        channels_first = tf.transpose(inputs, [0, 3, 1, 2])
+        flat = tf.reshape(channels_first, [shape[0] * shape[3], -1])
+        levels = tf.cast(tf.clip_by_value(tf.round(flat), 0, 255), tf.int32)
+        hist = tf.math.bincount(levels, minlength=256, maxlength=256, axis=-1)
+        cdf = tf.cast(tf.cumsum(hist, axis=-1), inputs.dtype)
+        first = tf.reduce_min(tf.where(cdf > 0, cdf, tf.reduce_max(cdf)), axis=-1, keepdims=True)
+        total = cdf[:, -1:]
+        lut = 255.0 * (cdf - first) / tf.maximum(total - first, 1.0)
+        equalized = tf.gather(tf.maximum(lut, 0.0), levels, batch_dims=1)
+        out = tf.reshape(equalized, [shape[0], shape[3], shape[1], shape[2]])
+        return tf.transpose(out, [0, 2, 3, 1])
+
+
+@keras.saving.register_keras_serializable(package="pneumo_core")
+class BorderCrop(keras.layers.Layer):
+    """Crops a fraction of every border and resizes back (drops labels, rulers, collimation).
+
+    Args:
+        fraction: Share of the height and width removed on each side.
+    """
+
+    def __init__(self, fraction: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.fraction = float(fraction)
+
+    def call(self, inputs):
+        height, width = inputs.shape[1], inputs.shape[2]
+        dy, dx = round(self.fraction * height), round(self.fraction * width)
+        cropped = inputs[:, dy : height - dy, dx : width - dx, :]
+        return keras.ops.image.resize(cropped, (height, width), interpolation="bilinear")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "fraction": self.fraction}
+
+
+def input_preprocessing(x, *, equalize: bool = False, border_crop: float = 0.0):
+    """Optional preprocessing inside the model, before its normalization.
+
+    Args:
+        x: A Keras tensor of images in [0, 255].
+        equalize: Histogram-equalize each image.
+        border_crop: Fraction cropped from every border (then resized back); 0 = none.
+    """
+    if border_crop > 0:
+        x = BorderCrop(border_crop, name="border_crop")(x)
+    if equalize:
+        x = HistogramEqualization(name="equalize")(x)
+    return x
 
 
 def input_normalization(x, mode: str):

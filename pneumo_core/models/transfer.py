@@ -33,6 +33,8 @@ class BackboneParams:
         fine_tune_layers: Top backbone layers unfrozen after the warm-up (0 = frozen).
         warmup_epochs: Epochs with the backbone frozen before fine-tuning starts.
         fine_tune_lr_factor: Learning-rate multiplier once fine-tuning starts.
+        equalize: Histogram-equalize each image inside the model, before normalization.
+        border_crop: Fraction cropped from every border inside the model (0 = none).
     """
 
     weights: Literal["imagenet", "none"] = "imagenet"
@@ -42,6 +44,8 @@ class BackboneParams:
     fine_tune_layers: int = 0
     warmup_epochs: int = 1
     fine_tune_lr_factor: float = 0.1
+    equalize: bool = False
+    border_crop: float = 0.0
 
     def __post_init__(self) -> None:
         require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
@@ -49,6 +53,7 @@ class BackboneParams:
         require(self.warmup_epochs >= 0, "warmup_epochs", "must be >= 0")
         require(0 < self.fine_tune_lr_factor <= 1, "fine_tune_lr_factor", "must be in (0, 1]")
         require(all(u >= 1 for u in self.dense_units), "dense_units", "must be >= 1")
+        require(0.0 <= self.border_crop <= 0.2, "border_crop", "must be in [0, 0.2]")
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,7 @@ def _make_builder(name: str, backbone: Backbone):
 
         from pneumo_core.errors import ConfigError
         from pneumo_core.models.heads import classifier_head
-        from pneumo_core.models.layers import input_normalization
+        from pneumo_core.models.layers import input_normalization, input_preprocessing
         from pneumo_core.models.weights import resolve_weights
 
         size = input_shape[0]
@@ -205,7 +210,7 @@ def _make_builder(name: str, backbone: Backbone):
         )
         base.trainable = params.weights == "none"
         inputs = keras.Input(shape=input_shape, name="image")
-        x = inputs
+        x = input_preprocessing(inputs, equalize=params.equalize, border_crop=params.border_crop)
         if input_shape[-1] == 1:
             x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
         x = input_normalization(x, backbone.normalization)

@@ -64,6 +64,9 @@ class TrainingConfig:
         early_stopping_patience: Epochs without improvement of the objective on validation
             before stopping; 0 turns early stopping off. Best weights are restored anyway.
         threads: TensorFlow intra-op threads; 0 leaves TensorFlow's default.
+        label_smoothing: Binary cross-entropy label smoothing (two classes; 0 = none).
+        mixup: Mixup's Beta(a, a) parameter: each training image is blended with another
+            of its batch, labels alike (two classes; 0 = off; 0.2 is usual).
     """
 
     epochs: int = 10
@@ -76,6 +79,8 @@ class TrainingConfig:
     imbalance: Literal["none", "class_weight", "oversample"] = "class_weight"
     early_stopping_patience: int = 3
     threads: int = 0
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
 
     def __post_init__(self) -> None:
         require(1 <= self.epochs <= 1000, "epochs", "must be between 1 and 1000")
@@ -85,6 +90,8 @@ class TrainingConfig:
         require(0 <= self.momentum < 1, "momentum", "must be in [0, 1)")
         require(self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
         require(self.threads >= 0, "threads", "must be >= 0")
+        require(0.0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
+        require(0.0 <= self.mixup <= 2.0, "mixup", "must be in [0, 2] (0 = off)")
 
 
 @dataclass(frozen=True)

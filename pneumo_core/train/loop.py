@@ -241,7 +241,15 @@ def compile_model(
     model, config: TrainConfig, num_classes: int, steps: int, lr_factor: float = 1.0
 ) -> None:
     """Compiles ``model`` with the configured optimizer (and schedule) and the loss."""
-    loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+    training = config.training
+    if num_classes != 2 and (training.label_smoothing or training.mixup):
+        raise ConfigError(
+            "training.label_smoothing" if training.label_smoothing else "training.mixup",
+            f"works with two classes; this dataset has {num_classes}",
+        )
+    loss: Any = "sparse_categorical_crossentropy"
+    if num_classes == 2:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=training.label_smoothing)
     model.compile(optimizer=_optimizer(config.training, steps, lr_factor), loss=loss)
 
 
@@ -317,6 +325,7 @@ def fit_inputs(
         augment=config.augment,
         oversample=config.training.imbalance == "oversample",
         num_classes=data.num_classes,
+        mixup=config.training.mixup if data.num_classes == 2 else 0.0,
     )
     class_weight = None
     if config.training.imbalance == "class_weight":

@@ -144,3 +144,32 @@ def test_cnn_normalization_survives_a_safe_mode_round_trip(tmp_path, normalizati
     else:
         low = 0.0 if normalization == "unit" else -1.0
         assert float(np.min(normalized)) >= low - 1e-6 and float(np.max(normalized)) <= 1.0
+
+
+@pytest.mark.parametrize("name", ["cnn", "mobilenet"])
+def test_equalization_and_border_crop_survive_a_safe_mode_round_trip(tmp_path, name):
+    import keras
+
+    params = {**tiny_params(name), "equalize": True, "border_crop": 0.1}
+    size = input_size(name)
+    model = create_model(name, params, (size, size, 1), 2)
+    rng = np.random.default_rng(2)
+    x = rng.uniform(100, 120, (3, size, size, 1)).astype("float32")  # a low-contrast image
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(loaded.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-5)
+    cropped = np.asarray(model.get_layer("border_crop")(x))
+    assert cropped.shape == x.shape
+    equalized = np.asarray(model.get_layer("equalize")(cropped))
+    assert equalized.min() <= 10 and equalized.max() == pytest.approx(255, abs=1e-3)  # stretched
+    order = np.argsort(cropped[0].ravel(), kind="stable")  # the grey-level order is kept
+    assert np.all(np.diff(equalized[0].ravel()[order]) >= -1e-3)
+
+
+def test_border_crop_zooms_into_the_centre():
+    from pneumo_core.models.layers import BorderCrop
+
+    x = np.zeros((1, 40, 40, 1), dtype="float32")
+    x[:, 4:36, 4:36] = 255.0  # a black 4-px frame around a white square
+    cropped = np.asarray(BorderCrop(0.1)(x))  # 4 px off each side: the frame is gone
+    assert cropped.min() > 250

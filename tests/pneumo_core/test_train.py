@@ -186,3 +186,32 @@ def test_resume_from_an_epoch_checkpoint_trains_only_the_rest(mini64, tmp_path):
         full.model.predict_on_batch(images[:16].astype("float32")),
         atol=1e-6,
     )
+
+
+def test_mixup_blends_images_and_labels_within_a_batch(mini64):
+    from pneumo_core.data import AugmentConfig
+    from pneumo_core.data.pipeline import training_dataset
+
+    index = np.sort(np.random.default_rng(0).choice(mini64.splits["train"], 64, replace=False))
+    dataset, _ = training_dataset(
+        mini64.images, mini64.labels, index, batch_size=32, seed=0,
+        augment=AugmentConfig(), oversample=False, num_classes=2, mixup=0.4,
+    )  # fmt: skip
+    x, y = next(iter(dataset))
+    x, y = np.asarray(x), np.asarray(y)
+    assert x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 255.0
+    assert np.any((y > 0.01) & (y < 0.99))  # soft labels: blends of both classes
+    originals = np.asarray(mini64.images[index], dtype=np.float32)
+    assert not any(np.array_equal(x[0], o) for o in originals)
+
+
+def test_label_smoothing_and_mixup_train_and_refuse_more_than_two_classes(mini64, tmp_path):
+    from pneumo_core.errors import ConfigError
+    from tests.conftest import make_dataset
+
+    result = train_model(small_cnn(epochs=1, label_smoothing=0.1, mixup=0.2), mini64)
+    assert result.status == "completed" and 0.0 <= result.best_metrics["auc"] <= 1.0
+    root = make_dataset(tmp_path / "d3", classes=("BACTERIA", "NORMAL", "VIRUS"))
+    three = prepare_data(DataConfig(root=str(root), image_size=32, cache_dir=str(tmp_path / "c")))
+    with pytest.raises(ConfigError, match="training.mixup"):
+        train_model(small_cnn(epochs=1, mixup=0.2), three)

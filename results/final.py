@@ -488,16 +488,20 @@ def run_final(
     for split, probs in (("val", val_probs), ("test", test_probs)):
         _write_predictions(folder / PREDICTION_FILES[split], data, split, probs, operating)
     seed = experiment.search.seed
-    test_eval = binary_evaluation(
-        test_labels,
-        test_probs,
-        operating,
-        class_names=data.class_names,
-        seed=seed,
-        n_boot=options.n_boot,
-        tau=objective.tau,
-        w=objective.w,
-    )
+
+    def evaluate(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+        return binary_evaluation(
+            labels,
+            probs,
+            operating,
+            class_names=data.class_names,
+            seed=seed,
+            n_boot=options.n_boot,
+            tau=objective.tau,
+            w=objective.w,
+        )
+
+    test_eval = evaluate(test_labels, test_probs)
     groups = [subgroup_of(data.relpaths[i], int(data.labels[i])) for i in data.splits["test"]]
     report: dict[str, Any] = {
         "report_version": 1,
@@ -555,19 +559,7 @@ def run_final(
     }
     if external is not None:
         external_probs = predict_batches(model, external.images)
-        report["external"] = {
-            **external.summary,
-            **binary_evaluation(
-                external.labels,
-                external_probs,
-                operating,
-                class_names=data.class_names,
-                seed=seed,
-                n_boot=options.n_boot,
-                tau=objective.tau,
-                w=objective.w,
-            ),
-        }
+        report["external"] = {**external.summary, **evaluate(external.labels, external_probs)}
     if options.robustness:
         from pneumo_core.robustness import robustness_table
 

@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, help="default: the experiment's")
     parser.add_argument("--epochs", type=int, help="default: the experiment's")
     parser.add_argument("--out", default=str(REPO / "runs" / "bench_robustness"))
-    parser.add_argument("--quick", action="store_true", help="1 seed, 2 objectives, tiny runs")
+    parser.add_argument("--quick", action="store_true", help="1 seed, objective worst, tiny runs")
     args = parser.parse_args(argv)
 
     import yaml
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         base["space"] = QUICK_SPACE
         base["search"]["max_concurrent_trials"] = 1
         base["data"].pop("test_fraction", None)
-        args.seeds, args.objectives, args.trials, args.ensemble = [0], ["none", "worst"], 2, 2
+        args.seeds, args.objectives, args.trials, args.ensemble = [0], ["worst"], 2, 2
         args.image_size, args.epochs = 32, 1
         args.external_split = "val"  # the data's own val patients become the external set
     args.external = args.external or args.data

@@ -319,6 +319,36 @@ def _run_study(location: RunLocation):
     return run_study(location.local / OPTUNA_FILE, lambda: location.upload([OPTUNA_FILE]))
 
 
+def _close_trials_cut_by_the_budget(location: RunLocation, config: ExperimentConfig) -> None:
+    """Trials still running when ``time_budget_s`` ran out end as ``stopped_early``.
+
+    Ray Tune stops them without telling the callbacks or the searcher; their rows keep the
+    best epoch they reached, with ``stop_reason`` ``time_budget``, and their Optuna trials
+    become PRUNED (not RUNNING forever). The search is then complete, not interrupted.
+    """
+    import optuna
+
+    from results.leaderboard import merge_rows
+    from search.searcher import open_storage
+
+    board = location.local / LEADERBOARD_FILE
+    cut = [
+        {**row, "status": "stopped_early", "stop_reason": "time_budget"}
+        for row in read_csv_rows(board)
+        if row["status"] == "running"
+    ]
+    if not cut:
+        return
+    merge_rows(board, cut, config.objective.mode)
+    study = optuna.load_study(
+        study_name=config.name, storage=open_storage(location.local / OPTUNA_FILE)
+    )
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_system_attr(trial._trial_id, "stop_reason", "time_budget")
+        study.tell(trial.number, state=optuna.trial.TrialState.PRUNED)
+    location.upload()
+
+
 def _quiet_ray() -> None:
     # The progress table reports trials, failures included, one line each; Ray's own
     # per-trial tracebacks and checkpoint-frequency warnings stay in the run folder.
@@ -345,13 +375,15 @@ def _fit(tuner, location: RunLocation, config: ExperimentConfig) -> RunSummary:
         location.upload()  # the driver's files, as they are at the end
     elapsed = time.monotonic() - start
     del results  # the leaderboard, written as trials ended, is the summary's source
+    budget = config.search.time_budget_s
+    budget_spent = bool(budget) and elapsed >= 0.95 * budget
+    if budget_spent:
+        _close_trials_cut_by_the_budget(location, config)
     rows = read_csv_rows(run_dir / LEADERBOARD_FILE)
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     ended = len(rows) - counts.get("running", 0)
-    budget = config.search.time_budget_s
-    budget_spent = bool(budget) and elapsed >= 0.95 * budget
     # Ray Tune returns normally after Ctrl-C; a search that ended with trials unfinished
     # or fewer trials than asked for (and budget left) was interrupted.
     interrupted = counts.get("running", 0) > 0 or (

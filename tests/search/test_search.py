@@ -92,3 +92,24 @@ def test_a_trial_sees_only_the_gpus_ray_assigned():
     assert _assigned_gpus(machine, ["2"]) == ["gpu2"]  # Ray did not set CUDA_VISIBLE_DEVICES
     assert _assigned_gpus(machine, [1, 3]) == ["gpu1", "gpu3"]
     assert _assigned_gpus(["gpu0"], ["3"]) == ["gpu0"]  # CUDA_VISIBLE_DEVICES=3: one visible
+
+
+def test_trials_cut_by_the_time_budget_end_as_stopped_early(mini_root, tmp_path):
+    import ray
+
+    out = tmp_path / "budget"
+    raw = experiment_dict(mini_root, out, num_samples=-1, max_concurrent_trials=1)
+    raw["training"]["epochs"] = 50  # no trial can finish before the budget runs out
+    raw["scheduler"] = {"type": "none"}
+    raw["search"]["time_budget_s"] = 15
+    try:
+        summary = run_experiment(from_dict(ExperimentConfig, raw))
+    finally:
+        ray.shutdown()
+    assert not summary.interrupted  # the budget ended it: complete, exit code 0
+    rows = read_csv_rows(out / "leaderboard.csv")
+    cut = [r for r in rows if r["stop_reason"] == "time_budget"]
+    assert cut and all(r["status"] == "stopped_early" for r in cut)
+    assert not any(r["status"] == "running" for r in rows)
+    study = optuna.load_study(study_name=raw["name"], storage=f"sqlite:///{out / 'optuna.db'}")
+    assert "RUNNING" not in {t.state.name for t in study.trials}

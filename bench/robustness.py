@@ -10,7 +10,8 @@ split, the external set, and the robustness suite at severity 2 (mean and worst 
 Medians over the seeds are printed per objective and model; every number goes to a JSON.
 
     python bench/robustness.py ../shared/data/chest_xray_224 \\
-        --external ../shared/data/chest_xray_mini --seeds 0 1 2 --trials 16
+        --external ../shared/data/chest_xray_mini --seeds 0 1 2 --trials 12 \\
+        --image-size 64 --epochs 4          # about 2 hours on 2 cores (9 searches + finals)
     python bench/robustness.py ../shared/data/chest_xray_mini --quick   # the test's mode
 """
 

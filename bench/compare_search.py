@@ -123,7 +123,7 @@ def run_tune_arm(method: str, experiment, space, out: Path, budget: int) -> tupl
     from search.storage import RunLocation
 
     timeline = Timeline(budget)
-    metric = f"val_{experiment.objective.metric}"
+    metric = f"val_{experiment.objective.key}"
 
     class Recorder(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -172,7 +172,7 @@ def run_kerastuner(experiment, space, data, out: Path, budget: int, seed: int):
     from spaces.space import Categorical, Constant, FloatRange, IntRange
 
     timeline = Timeline(budget)
-    objective = experiment.objective.metric
+    objective = experiment.objective.key
 
     def sampled(hp) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -286,7 +286,7 @@ def run_optuna(experiment, space, data, out: Path, budget: int, seed: int):
     from pneumo_core.train.loop import train_model
 
     timeline = Timeline(budget)
-    objective = experiment.objective.metric
+    objective = experiment.objective.key
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="maximize" if experiment.objective.mode == "max" else "minimize",

@@ -56,8 +56,12 @@ def grad_cam(model: keras.Model, images: np.ndarray, class_index: int = 1) -> np
         region raised the score). For a model wrapping member models (an ensemble), the
         mean of the members' heatmaps.
     """
-    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if members:  # an ensemble (final --ensemble): the mean of its members' maps
+    members = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.Model) and layer.name.startswith("member_")
+    ]
+    if members:  # an ensemble or TTA wrapper (final): the mean of its members' maps
         return np.mean([grad_cam(m, images, class_index) for m in members], axis=0)
     name = feature_layer_name(model)
     features = dict(_spatial_outputs(model))[name]

@@ -138,8 +138,8 @@ def test_cli_errors_are_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"pneumo-search: error: {bad}: training.epochz: unknown key; valid keys here: "
-        "batch_size, early_stopping_patience, epochs, imbalance, learning_rate, lr_schedule, "
-        "momentum, optimizer, threads, weight_decay"
+        "batch_size, early_stopping_patience, epochs, imbalance, label_smoothing, "
+        "learning_rate, lr_schedule, mixup, momentum, optimizer, threads, weight_decay"
     ]
     proc = subprocess.run(
         [sys.executable, "-m", "search.cli", "train", str(REPO / "configs" / "seed_3conv.yaml"),

@@ -22,10 +22,11 @@ def test_cache_speed_quick(mini_root):
     assert ratio > 1.0, proc.stdout  # the cache must at least beat decoding
 
 
-def run_quick(script: str) -> str:
+def run_quick(script: str, *args: str, timeout: int = 600) -> str:
+    """Runs ``bench/SCRIPT --quick ARGS...`` from the repository; returns its stdout."""
     proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / script), "--quick"],
-        capture_output=True, text=True, timeout=600,
+        [sys.executable, str(REPO / "bench" / script), *args, "--quick"],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
@@ -58,12 +59,7 @@ def test_concurrency_quick(mini_root):
 def test_compare_search_quick(mini_root, tmp_path):
     """All four tools search to the same budget; curves, winners and test scores come out."""
     out = tmp_path / "compare"
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "compare_search.py"), str(mini_root), "--quick",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    stdout = run_quick("compare_search.py", str(mini_root), "--out", str(out), timeout=900)
     results = json.loads((out / "compare_search.json").read_text())
     arms = results["0"]
     assert sorted(arms) == ["kerastuner", "optuna", "pneumo-search", "random"]
@@ -77,7 +73,7 @@ def test_compare_search_quick(mini_root, tmp_path):
         assert all(0.0 <= arm["test"][c] <= 1.0 for c in ("auc", "sensitivity")), name
     # random search's own curve reaches its best by definition
     assert arms["random"]["to_random_best"][0] is not None
-    assert re.search(r"^random\s+\d\.\d{4}\s+\d", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^random\s+\d\.\d{4}\s+\d", stdout, re.M), stdout
     assert (out / "compare_search.png").stat().st_size > 10_000
 
 
@@ -85,12 +81,7 @@ def test_compare_search_quick(mini_root, tmp_path):
 def test_robustness_quick(mini_root, tmp_path):
     """A robustness-objective search finalized; every model scored on test and external."""
     out = tmp_path / "robustness"
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "robustness.py"), str(mini_root), "--quick",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=900, cwd=REPO,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    stdout = run_quick("robustness.py", str(mini_root), "--out", str(out), timeout=900)
     results = json.loads((out / "robustness.json").read_text())
     assert [r["objective"] for r in results["runs"]] == ["worst"]
     for run in results["runs"]:
@@ -101,4 +92,4 @@ def test_robustness_quick(mini_root, tmp_path):
         for row in run["rows"]:
             assert 0.0 <= row["test_rw_auc"] <= 1.0 and 0.0 <= row["external_rw_auc"] <= 1.0
     assert {m["objective"] for m in results["medians"]} == {"worst"}
-    assert re.search(r"^worst\s+member 1\s+1\s+\d\.\d{4}", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^worst\s+member 1\s+1\s+\d\.\d{4}", stdout, re.M), stdout

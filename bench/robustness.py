@@ -9,9 +9,15 @@ retrains its top K configurations and scores, side by side, each member, the ens
 split, the external set, and the robustness suite at severity 2 (mean and worst rw_auc).
 Medians over the seeds are printed per objective and model; every number goes to a JSON.
 
+The searches run the ``kermany_options`` space (``kermany`` plus histogram equalization,
+border crop, label smoothing and mixup). For each option the winner of a search picked
+(weight decay included), the winner is retrained once with that option off, same seed,
+and scored the same way: the difference is that option's effect, medians over the runs
+that picked it.
+
     python bench/robustness.py ../shared/data/chest_xray_224 \\
         --external ../shared/data/chest_xray_mini --seeds 0 1 2 --trials 12 \\
-        --image-size 64 --epochs 4          # about 2 hours on 2 cores (9 searches + finals)
+        --image-size 64 --epochs 4 --objectives none worst   # 6 searches + finals + ablations
     python bench/robustness.py ../shared/data/chest_xray_mini --quick   # the test's mode
 """
 
@@ -39,6 +45,15 @@ COLUMNS = (
     "suite_worst_rw_auc",
 )
 
+#: Options whose effect is measured by switching them off in the winner: (key, off value).
+OPTIONS = (
+    ("model.params.equalize", False),
+    ("model.params.border_crop", 0.0),
+    ("training.label_smoothing", 0.0),
+    ("training.mixup", 0.0),
+    ("training.weight_decay", 0.0),
+)
+
 #: A small CNN space for --quick (builds at 32 px, trains in seconds).
 QUICK_SPACE = {
     "model.name": "cnn",
@@ -46,6 +61,8 @@ QUICK_SPACE = {
     "model.params.filters": {"choice": [4, 8]},
     "model.params.head": "global_avg",
     "model.params.dense_units": [8],
+    "model.params.equalize": True,
+    "training.label_smoothing": {"choice": [0.0, 0.1]},
     "training.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
 }
 
@@ -59,6 +76,8 @@ def experiment_for(base: dict[str, Any], args, seed: int, objective: str, out: P
     raw["data"]["external_root"] = str(Path(args.external).resolve())
     raw["data"]["external_split"] = args.external_split
     raw["objective"]["robustness"] = objective
+    if not args.quick:
+        raw["space"] = args.space
     raw["search"].update(seed=seed, num_samples=args.trials, time_budget_s=0)
     if args.image_size:
         raw["data"]["image_size"] = args.image_size
@@ -87,6 +106,7 @@ def run_one(raw: dict[str, Any], args) -> dict[str, Any]:
     )
     outcome = run_final(raw["output_dir"], options, log=lambda line: print("  " + line))
     report = outcome.report
+    ablations = ablate(raw["output_dir"], args) if args.ablate else []
     return {
         "name": raw["name"],
         "search_seconds": round(searched, 1),
@@ -94,7 +114,78 @@ def run_one(raw: dict[str, Any], args) -> dict[str, Any]:
         "rows": report["ensemble"]["comparison"],
         "external_images": report.get("external", {}).get("n"),
         "excluded": report["data"].get("external", {}),
+        "ablations": ablations,
     }
+
+
+def ablate(run_dir: str, args) -> list[dict[str, Any]]:
+    """The search winner retrained with each option it picked switched off, side by side.
+
+    The winner (the leaderboard's first) is retrained with the seed ``final`` gave it, so
+    each row compares with final's row for that trial, scored the same way.
+    """
+    from pneumo_core.data.external import prepare_external
+    from results.final import FinalOptions, _candidates, _retrain, _side_by_side
+    from results.leaderboard import LEADERBOARD_FILE, read_csv_rows, row_params
+    from search.config import load_experiment
+
+    run_dir = Path(run_dir)
+    experiment = load_experiment(run_dir / "experiment.yaml")
+    winner = _candidates(run_dir, read_csv_rows(run_dir / LEADERBOARD_FILE), 1)[0]
+    params = row_params(winner)
+    picked = [(k, off) for k, off in OPTIONS if k in params and params[k] not in (off, None)]
+    rows: list[dict[str, Any]] = []
+    for key, off in picked:
+        variant = {**winner, key: json.dumps(off)}
+        runs = _retrain(experiment, [variant], FinalOptions(), lambda line: print("  " + line))
+        run = runs[0]
+        external = None
+        if run.config.data.external_root:
+            external = prepare_external(run.config.data, run.data.class_names)
+        side = _side_by_side(
+            [(f"without {key}", run.result.model, run)],
+            run.data,
+            FinalOptions().target_sensitivity,
+            run.config.objective,
+            external=external,
+            suite_seed=None if args.quick else experiment.search.seed,
+        )
+        rows.append({"option": key, "picked": params[key], **side["comparison"][0]})
+    return rows
+
+
+def option_effects(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per option: median over the runs that picked it of (winner - winner without it).
+
+    The winner's numbers are final's side-by-side row for the same trial.
+    """
+    deltas: dict[str, list[dict[str, float]]] = {}
+    for run in runs:
+        for row in run.get("ablations", []):
+            member = next(
+                (
+                    r
+                    for r in run["rows"]
+                    if r["trial_id"] == row["trial_id"] and not r["model"].endswith("TTA")
+                ),
+                None,
+            )
+            if member is None:
+                continue
+            delta = {
+                c: member[c] - row[c]
+                for c in COLUMNS
+                if member.get(c) is not None and row.get(c) is not None
+            }
+            deltas.setdefault(row["option"], []).append(delta)
+    table = []
+    for option, values in deltas.items():
+        entry: dict[str, Any] = {"option": option, "runs": len(values)}
+        for column in COLUMNS:
+            cells = [v[column] for v in values if column in v]
+            entry[column] = statistics.median(cells) if cells else None
+        table.append(entry)
+    return table
 
 
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,13 +204,16 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
-def print_table(table: list[dict[str, Any]]) -> None:
-    """The medians, one line per objective and model."""
+def print_table(table: list[dict[str, Any]], first: tuple[str, ...], count: str) -> None:
+    """Medians, one line per entry: the ``first`` columns, the count, then :data:`COLUMNS`."""
     short = [c.replace("external_", "ext_").replace("_rw_auc", "_rw") for c in COLUMNS]
-    print(f"{'objective':<10}{'model':<22}{'n':>3}" + "".join(f"{c:>16}" for c in short))
+    widths = (10, 26)
+    head = "".join(f"{name:<{w}}" for name, w in zip(first, widths))
+    print(head + f"{'n':>3}" + "".join(f"{c:>16}" for c in short))
     for e in table:
         cells = "".join(f"{e[c]:>16.4f}" if e[c] is not None else f"{'-':>16}" for c in COLUMNS)
-        print(f"{e['objective']:<10}{e['model']:<22}{e['seeds']:>3}{cells}")
+        lead = "".join(f"{str(e[name]):<{w}}" for name, w in zip(first, widths))
+        print(f"{lead}{e[count]:>3}{cells}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--experiment", default=str(REPO / "search" / "kermany.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--objectives", nargs="+", default=["none", "mean", "worst"])
+    parser.add_argument("--space", default="kermany_options", help="the searches' space")
+    parser.add_argument(
+        "--no-ablate", dest="ablate", action="store_false", help="skip the option ablations"
+    )
     parser.add_argument("--trials", type=int, default=16, help="trials per search")
     parser.add_argument("--ensemble", type=int, default=5, help="K of final --ensemble")
     parser.add_argument("--image-size", type=int, help="default: the experiment's")
@@ -167,8 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         f"--ensemble {args.ensemble} --tta; external: {args.external} "
         f"({args.external_split or 'all'}), medians over seeds"
     )
-    print_table(table)
-    result = {"args": vars(args), "runs": runs, "medians": table}
+    print_table(table, ("objective", "model"), "seeds")
+    effects = option_effects(runs)
+    if effects:
+        print("\neffect of each option the winners picked (winner - winner without it), medians:")
+        print_table(effects, ("option",), "runs")
+    result = {"args": vars(args), "runs": runs, "medians": table, "option_effects": effects}
     (out / "robustness.json").write_text(json.dumps(result, indent=2, default=str))
     print(f"every number: {out / 'robustness.json'}")
     return 0

@@ -1,4 +1,4 @@
-"""The shipped spaces: cnn, transfer, combined, kermany, seeds and quickstart."""
+"""The shipped spaces: cnn, transfer, combined, kermany, kermany_options, seeds, quickstart."""
 
 from __future__ import annotations
 
@@ -144,6 +144,35 @@ def kermany_space(context: SpaceContext) -> dict[str, Any]:
     cnn = {**cnn_options(), "model.params.filters": {"choice": [16, 32]}}
     options = {"cnn": cnn, **pretrained_options(context)}
     return {"model.name": {"choice": options}, **training_and_augmentation()}
+
+
+#: Preprocessing inside the model (every model family has these parameters).
+PREPROCESSING_OPTIONS = {
+    "model.params.equalize": {"choice": [False, True]},
+    "model.params.border_crop": {"choice": [0.0, 0.08]},
+}
+#: Regularization of the loss (two classes); weight decay is in every shipped space.
+REGULARIZATION_OPTIONS = {
+    "training.label_smoothing": {"choice": [0.0, 0.1]},
+    "training.mixup": {"choice": [0.0, 0.2]},
+}
+
+
+@register_space(
+    "kermany_options",
+    "kermany plus equalization, border crop, label smoothing and mixup (bench/robustness.py)",
+)
+def kermany_options_space(context: SpaceContext) -> dict[str, Any]:
+    """The ``kermany`` space with the options meant to generalize beyond the training data.
+
+    Each model option gains :data:`PREPROCESSING_OPTIONS`; training gains
+    :data:`REGULARIZATION_OPTIONS`. ``bench/robustness.py`` measures which of them help on
+    the external set and the robustness suite.
+    """
+    space = kermany_space(context)
+    models = space["model.name"]["choice"]
+    with_options = {name: {**sub, **PREPROCESSING_OPTIONS} for name, sub in models.items()}
+    return {**space, "model.name": {"choice": with_options}, **REGULARIZATION_OPTIONS}
 
 
 @register_space("seeds", "exactly the seed configurations, to reproduce them")

@@ -93,3 +93,11 @@ def test_robustness_quick(mini_root, tmp_path):
             assert 0.0 <= row["test_rw_auc"] <= 1.0 and 0.0 <= row["external_rw_auc"] <= 1.0
     assert {m["objective"] for m in results["medians"]} == {"worst"}
     assert re.search(r"^worst\s+member 1\s+1\s+\d\.\d{4}", stdout, re.M), stdout
+    # the quick space always equalizes: the winner is retrained without it, side by side
+    ablated = results["runs"][0]["ablations"]
+    assert "model.params.equalize" in [row["option"] for row in ablated]
+    assert all(row["model"] == f"without {row['option']}" for row in ablated)
+    effects = {e["option"]: e for e in results["option_effects"]}
+    assert effects["model.params.equalize"]["runs"] == 1
+    assert -1.0 <= effects["model.params.equalize"]["test_rw_auc"] <= 1.0
+    assert re.search(r"^model\.params\.equalize\s+1\s+-?\d\.\d{4}", stdout, re.M), stdout

@@ -212,7 +212,7 @@ def print_table(table: list[dict[str, Any]], first: tuple[str, ...], count: str)
     print(head + f"{'n':>3}" + "".join(f"{c:>16}" for c in short))
     for e in table:
         cells = "".join(f"{e[c]:>16.4f}" if e[c] is not None else f"{'-':>16}" for c in COLUMNS)
-        lead = "".join(f"{str(e[name]):<{w}}" for name, w in zip(first, widths))
+        lead = "".join(f"{e[name]!s:<{w}}" for name, w in zip(first, widths))
         print(f"{lead}{e[count]:>3}{cells}")
 
 

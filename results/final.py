@@ -317,7 +317,13 @@ def _side_by_side(
 ) -> dict[str, Any]:
     """Each candidate ``(name, model, run or None)`` on validation, test, the external set
     and (with ``suite_seed``) the robustness suite at severity 2, each at its own
-    validation threshold; the last one is the exported model."""
+    validation threshold; the last one is the exported model.
+
+    Returns:
+        ``comparison``: one row per candidate; ``probs``: the last candidate's
+        probabilities on ``val``, ``test`` and ``external`` (None without one), so the
+        exported model's predictions are not computed twice.
+    """
     from pneumo_core.data.pipeline import predict_batches
     from pneumo_core.metrics import compute_metrics, threshold_for_sensitivity
     from pneumo_core.robustness import robustness_table
@@ -325,6 +331,7 @@ def _side_by_side(
     val_images, val_labels = data.arrays("val")
     test_images, test_labels = data.arrays("test")
     rows = []
+    probs: dict[str, Any] = {}
     for name, model, member in candidates:
         val_probs = predict_batches(model, val_images)
         test_probs = predict_batches(model, test_images)
@@ -340,8 +347,10 @@ def _side_by_side(
             **{f"val_{k}": val[k] for k in ("auc", "rw_auc")},
             **{f"test_{k}": test[k] for k in _SIDE_KEYS},
         }
+        probs = {"val": val_probs, "test": test_probs, "external": None}
         if external is not None:
-            ext = compute_metrics(external.labels, predict_batches(model, external.images), **kw)
+            probs["external"] = predict_batches(model, external.images)
+            ext = compute_metrics(external.labels, probs["external"], **kw)
             row.update({f"external_{k}": ext[k] for k in _SIDE_KEYS})
         if suite_seed is not None:
             suite = robustness_table(
@@ -355,7 +364,7 @@ def _side_by_side(
             row["suite_mean_rw_auc"] = suite["mean_rw_auc"]
             row["suite_worst_rw_auc"] = suite["worst_rw_auc"]
         rows.append(row)
-    return {"comparison": rows}
+    return {"comparison": rows, "probs": probs}
 
 
 def _model_card(experiment, run: _Retrained, thresholds, test_eval, target) -> dict[str, Any]:
@@ -465,8 +474,11 @@ def run_final(
             suite_seed=experiment.search.seed if options.robustness else None,
         )
 
-    val_images, val_labels = data.arrays("val")
-    val_probs = predict_batches(model, val_images)
+    exported = comparison["probs"] if comparison else {}  # already predicted side by side
+    val_labels = data.labels[data.splits["val"]]
+    val_probs = exported.get("val")
+    if val_probs is None:
+        val_probs = predict_batches(model, data.arrays("val")[0])
     thresholds = {
         "operating": threshold_for_sensitivity(val_labels, val_probs, options.target_sensitivity),
         "0.5": 0.5,
@@ -475,7 +487,9 @@ def run_final(
     operating = thresholds["operating"]
     # The test split, once: nothing below chooses anything.
     test_images, test_labels = data.arrays("test")
-    test_probs = predict_batches(model, test_images)
+    test_probs = exported.get("test")
+    if test_probs is None:
+        test_probs = predict_batches(model, test_images)
     log(f"threshold {operating:.4f} (validation sensitivity >= {options.target_sensitivity:g})")
 
     # Written into final.partial/ and renamed at the end: an interrupted run leaves the
@@ -558,7 +572,9 @@ def run_final(
         "data_fingerprint": data.fingerprint,
     }
     if external is not None:
-        external_probs = predict_batches(model, external.images)
+        external_probs = exported.get("external")
+        if external_probs is None:
+            external_probs = predict_batches(model, external.images)
         report["external"] = {**external.summary, **evaluate(external.labels, external_probs)}
     if options.robustness:
         from pneumo_core.robustness import robustness_table

@@ -21,9 +21,9 @@ from results.leaderboard import (
     row_params,
     write_csv_atomic,
 )
-from search.storage import RunLocation, run_location
+from search.storage import RunLocation, driven_run, run_location
 
-__all__ = ["LeaderboardCallback", "ProgressCallback", "trial_error_message", "use_location"]
+__all__ = ["LeaderboardCallback", "ProgressCallback", "trial_error_message"]
 
 
 def trial_error_message(trial: Any) -> str:
@@ -63,15 +63,6 @@ def _short_id(trial_id: str) -> str:
     return trial_id.rsplit("_", 1)[-1]
 
 
-_DRIVER_LOCATION: RunLocation | None = None
-
-
-def use_location(location: RunLocation | None) -> None:
-    """Tells the leaderboard callbacks of this driver where the run is (see ``setup``)."""
-    global _DRIVER_LOCATION
-    _DRIVER_LOCATION = location
-
-
 class LeaderboardCallback(Callback):
     """Keeps ``leaderboard.csv`` and ``trials.csv`` current as trials report and end.
 
@@ -101,10 +92,11 @@ class LeaderboardCallback(Callback):
 
     def setup(self, **info: Any) -> None:
         """Loads what an earlier driver of this run wrote."""
-        if _DRIVER_LOCATION is not None:
+        driven = driven_run()
+        if driven is not None:
             # A resumed run's callback comes back from Tune's saved state, with the place
             # the first driver had (another mirror, another machine): this driver's wins.
-            self.location = _DRIVER_LOCATION
+            self.location = driven
         self.records = {}
         folder = self.location.local
         for row in read_csv_rows(folder / LEADERBOARD_FILE):

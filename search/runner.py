@@ -19,14 +19,13 @@ from results.leaderboard import LEADERBOARD_FILE, read_csv_rows
 from search.config import ExperimentConfig, load_experiment
 from search.guard import check_guard, write_guard
 from search.repair import recreate_missing_checkpoints
-from search.storage import RunLocation, is_uri, run_location
+from search.storage import OPTUNA_FILE, RunLocation, driving, is_uri, run_location
 from spaces import SearchSpace, SpaceContext, build_space
 
 __all__ = ["RunSummary", "describe_trial", "resume_experiment", "run_experiment", "validate_space"]
 
 EXPERIMENT_FILE = "experiment.yaml"
 DATA_SUMMARY_FILE = "data_summary.json"
-OPTUNA_FILE = "optuna.db"
 
 
 @dataclass
@@ -269,7 +268,7 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
     (run_dir / DATA_SUMMARY_FILE).write_text(json.dumps(data.summary, indent=2))
     write_guard(run_dir, config)
     _init_ray(address or config.address)
-    with _run_study(location):
+    with driving(location):
         trainable, tune_config, run_config = _tune_parts(config, space, location)
         location.upload()  # the study file exists now: the store holds every driver file
         tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
@@ -305,18 +304,11 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
     _init_ray(address or config.address)
     # Searcher, scheduler and callbacks come back from the run folder's saved state.
     trainable = _trainable(config, space)
-    with _run_study(location):  # the saved searcher opens this run's study file
+    with driving(location):  # the restored searcher and callbacks use this run's files
         tuner = tune.Tuner.restore(
             where, trainable=trainable, resume_unfinished=True, resume_errored=False
         )
         return _fit(tuner, location, config)
-
-
-def _run_study(location: RunLocation):
-    """The searcher's study file is the run's own; a run at a URI uploads it on each save."""
-    from search.searcher import run_study
-
-    return run_study(location.local / OPTUNA_FILE, lambda: location.upload([OPTUNA_FILE]))
 
 
 def _close_trials_cut_by_the_budget(location: RunLocation, config: ExperimentConfig) -> None:
@@ -365,13 +357,9 @@ def _fit(tuner, location: RunLocation, config: ExperimentConfig) -> RunSummary:
         # current directory that stays.
         os.chdir(run_dir)
     start = time.monotonic()
-    from search.callbacks import use_location
-
-    use_location(location)
     try:
         results = tuner.fit()
     finally:
-        use_location(None)
         location.upload()  # the driver's files, as they are at the end
     elapsed = time.monotonic() - start
     del results  # the leaderboard, written as trials ended, is the summary's source

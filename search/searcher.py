@@ -6,7 +6,7 @@ import contextlib
 import importlib.util
 import shutil
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from pneumo_core.errors import ConfigError
+from search.storage import OPTUNA_FILE, driven_run
 
 __all__ = [
     "SAMPLERS",
@@ -22,7 +23,6 @@ __all__ = [
     "make_sampler",
     "make_searcher",
     "open_storage",
-    "run_study",
 ]
 
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
@@ -63,21 +63,20 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
         return SAMPLERS[name](seed)
 
 
-_RUN_STUDY: tuple[Path, Callable[[], None]] | None = None
-
-
 class RunStudyStorage(optuna.storages.RDBStorage):
     """A run's sqlite study that follows the run when its saved state is loaded elsewhere.
 
     Tune pickles the searcher, study storage included, into the run's state. Unpickled by
     ``resume`` on another machine (or after the run folder moved, or from another mirror of
-    a run at a URI), it opens this driver's study file (see :func:`run_study`), not the
-    path the first driver had, which may not exist here.
+    a run at a URI), it opens the study file of the run this driver works on (see
+    :func:`search.storage.driving`), not the path the first driver had, which may not
+    exist here.
     """
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if _RUN_STUDY is not None:
-            here = _RUN_STUDY[0]
+        location = driven_run()
+        if location is not None:
+            here = (location.local / OPTUNA_FILE).resolve()
             earlier = Path(str(state["url"]).removeprefix("sqlite:///"))
             if not here.is_file() and earlier.is_file() and earlier != here:
                 shutil.copyfile(earlier, here)  # a study the store never received
@@ -88,24 +87,6 @@ class RunStudyStorage(optuna.storages.RDBStorage):
 def open_storage(path: str | Path) -> RunStudyStorage:
     """Opens (or creates) the Optuna study database of a run (sqlite file)."""
     return RunStudyStorage(f"sqlite:///{Path(path).resolve()}")
-
-
-@contextlib.contextmanager
-def run_study(study_file: str | Path, on_save: Callable[[], None] = lambda: None) -> Iterator[None]:
-    """Within it, this driver's searcher uses ``study_file`` and calls ``on_save``.
-
-    Args:
-        study_file: The run's Optuna sqlite file: a searcher restored from saved state opens
-            this one, whatever path the driver that saved it had.
-        on_save: Called after each save of the searcher's state (a run at a URI uploads
-            the study then, so the store never holds a searcher state newer than its study).
-    """
-    global _RUN_STUDY
-    _RUN_STUDY = (Path(study_file).resolve(), on_save)
-    try:
-        yield
-    finally:
-        _RUN_STUDY = None
 
 
 class PruningAwareOptunaSearch(OptunaSearch):
@@ -147,10 +128,15 @@ class PruningAwareOptunaSearch(OptunaSearch):
                 self._ot_study.tell(frozen.number, state=optuna.trial.TrialState.FAIL)
 
     def save(self, checkpoint_path: str) -> None:
-        """Saves the searcher's state (Tune calls this), then runs the run's ``on_save``."""
+        """Saves the searcher's state (Tune calls this), then uploads the study.
+
+        A run at a URI uploads its study on each save, so the store never holds a searcher
+        state newer than its study (a no-op for a local run).
+        """
         super().save(checkpoint_path)
-        if _RUN_STUDY is not None:
-            _RUN_STUDY[1]()
+        location = driven_run()
+        if location is not None:
+            location.upload([OPTUNA_FILE])
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Reports the epoch's value to Optuna, with the trial's own epoch as the step.

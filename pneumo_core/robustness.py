@@ -13,10 +13,13 @@ to probabilities.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +40,9 @@ __all__ = [
     "SHIFTS",
     "Shift",
     "apply_shift",
+    "cached_shift",
     "get_shift",
+    "images_digest",
     "list_shifts",
     "robustness_table",
     "suite_score",
@@ -45,6 +50,9 @@ __all__ = [
 
 #: Severity levels every shift has (1 mild ... 3 strong).
 SEVERITIES = (1, 2, 3)
+
+#: Bump when a shift's code or levels change, so cached shifted images are rebuilt.
+SHIFTS_VERSION = 1
 
 #: How a shift changes one image: ``(image HxWxC uint8, level, rng) -> image``.
 ImageShift = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
@@ -237,6 +245,62 @@ def apply_shift(images: np.ndarray, name: str, severity: int, seed: int) -> np.n
     return out
 
 
+def images_digest(images: np.ndarray) -> str:
+    """A content hash of uint8 images (shape and bytes): the cache key of their shifts."""
+    images = np.ascontiguousarray(images)
+    digest = hashlib.sha256(f"{images.shape}|{images.dtype}|".encode())
+    digest.update(memoryview(images).cast("B"))
+    return digest.hexdigest()[:24]
+
+
+def cached_shift(
+    images: np.ndarray,
+    name: str,
+    severity: int,
+    seed: int,
+    *,
+    digest: str | None = None,
+    cache_dir: str | Path | None = None,
+) -> np.ndarray:
+    """:func:`apply_shift` through the node's cache, like decoded images.
+
+    The same images, shift, severity and seed are shifted once per node (the first trial
+    that needs them) and memory-mapped by every later one. An entry is written to a
+    temporary file and renamed into place, so concurrent trials never read half a file.
+
+    Args:
+        images: ``(N, H, W, C)`` uint8 images.
+        name: A registered shift.
+        severity: 1, 2 or 3.
+        seed: The shift's seed.
+        digest: :func:`images_digest` of ``images``, when already computed.
+        cache_dir: Where entries go (default: the decoded-image cache's ``shifted/``).
+
+    Returns:
+        The shifted images (read-only when loaded from the cache).
+    """
+    if cache_dir is None:
+        from pneumo_core.data.cache import default_cache_dir
+
+        cache_dir = default_cache_dir() / "shifted"
+    folder = Path(cache_dir)
+    digest = digest or images_digest(images)
+    path = folder / f"{digest}-v{SHIFTS_VERSION}-{name}-s{severity}-seed{seed}.npy"
+    if path.is_file():
+        try:
+            cached = np.load(path, mmap_mode="r")
+        except (OSError, ValueError):
+            cached = None  # damaged: rebuilt below
+        if cached is not None and cached.shape == np.shape(images):
+            return cached
+    shifted = apply_shift(images, name, severity, seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npy")
+    np.save(partial, shifted)
+    os.replace(partial, path)
+    return shifted
+
+
 def _scores(y: np.ndarray, p: np.ndarray, threshold: float, tau: float, w: float) -> dict:
     return {
         "auc": roc_auc(y, p),
@@ -257,6 +321,7 @@ def robustness_table(
     severities: Sequence[int] = SEVERITIES,
     tau: float = DEFAULT_TAU,
     w: float = DEFAULT_W,
+    shift: Callable[[np.ndarray, str, int, int], np.ndarray] = apply_shift,
 ) -> dict[str, Any]:
     """Scores a model on a split as it is and under every shift and severity.
 
@@ -270,6 +335,8 @@ def robustness_table(
         severities: Severity levels to run.
         tau: rw_auc's sensitivity floor.
         w: rw_auc's weight.
+        shift: ``(images, name, severity, seed) -> shifted``: :func:`apply_shift`, or one
+            that reuses shifted images (several models scored on one split).
 
     Returns:
         ``{"seed", "threshold", "clean": scores, "rows": [{shift, severity, level,
@@ -280,16 +347,16 @@ def robustness_table(
     clean = _scores(labels, np.asarray(predict(images)), threshold, tau, w)
     rows = []
     for name in shifts or list_shifts():
-        shift = get_shift(name)
+        registered = get_shift(name)
         for severity in severities:
-            probs = np.asarray(predict(apply_shift(images, name, severity, seed)))
+            probs = np.asarray(predict(shift(images, name, severity, seed)))
             scores = _scores(labels, probs, threshold, tau, w)
             rows.append(
                 {
                     "shift": name,
                     "severity": severity,
-                    "level": shift.levels[severity - 1],
-                    "description": shift.description,
+                    "level": registered.levels[severity - 1],
+                    "description": registered.description,
                     **scores,
                     "delta_sensitivity": scores["sensitivity"] - clean["sensitivity"],
                     "delta_specificity": scores["specificity"] - clean["specificity"],

@@ -326,10 +326,17 @@ def _side_by_side(
     """
     from pneumo_core.data.pipeline import predict_batches
     from pneumo_core.metrics import compute_metrics, threshold_for_sensitivity
-    from pneumo_core.robustness import robustness_table
+    from pneumo_core.robustness import apply_shift, robustness_table
 
     val_images, val_labels = data.arrays("val")
     test_images, test_labels = data.arrays("test")
+    views: dict[tuple[str, int], np.ndarray] = {}
+
+    def shift_once(images, name: str, severity: int, seed: int) -> np.ndarray:
+        if (name, severity) not in views:  # the same test split for every candidate
+            views[name, severity] = apply_shift(images, name, severity, seed)
+        return views[name, severity]
+
     rows = []
     probs: dict[str, Any] = {}
     for name, model, member in candidates:
@@ -360,6 +367,7 @@ def _side_by_side(
                 severities=(2,),
                 **kw,
                 seed=suite_seed,
+                shift=shift_once,
             )["summary"]
             row["suite_mean_rw_auc"] = suite["mean_rw_auc"]
             row["suite_worst_rw_auc"] = suite["worst_rw_auc"]

@@ -52,11 +52,14 @@ class ValidationMetrics(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.shifted: list[np.ndarray] = []
-        if suite is not None:  # shifted once, scored every epoch
-            from pneumo_core.robustness import apply_shift, list_shifts
+        if suite is not None:  # shifted once per node (cached), scored every epoch
+            from pneumo_core.robustness import cached_shift, images_digest, list_shifts
 
             severity, seed, self.suite_metric = suite
-            self.shifted = [apply_shift(images, n, severity, seed) for n in list_shifts()]
+            digest = images_digest(images)
+            self.shifted = [
+                cached_shift(images, n, severity, seed, digest=digest) for n in list_shifts()
+            ]
         self.images = images
         self.labels = labels
         self.objective = objective

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pneumo_core import robustness
 from pneumo_core.errors import ConfigError
 from pneumo_core.robustness import (
     SEVERITIES,
     apply_shift,
+    cached_shift,
     list_shifts,
     robustness_table,
 )
@@ -95,3 +97,27 @@ def test_table_scores_each_shift_against_the_clean_split():
     assert bright[3]["auc"] == 1.0  # the ranking survives; the threshold does not
     assert table["summary"]["worst"].startswith("brightness")
     assert table["summary"]["worst_rw_auc"] <= table["summary"]["mean_rw_auc"] <= 1.0
+
+
+def test_shifted_images_are_cached_per_node_and_reused(tmp_path, monkeypatch):
+    """The first call shifts and stores; later calls map the stored bytes, unshifted."""
+    images = _images(count=4)
+    first = cached_shift(images, "noise", 2, seed=3, cache_dir=tmp_path)
+    np.testing.assert_array_equal(first, apply_shift(images, "noise", 2, 3))
+    [entry] = tmp_path.glob("*.npy")  # one entry, no partial file left behind
+
+    def no_shift(*args, **kwargs):
+        raise AssertionError("shifted again instead of read from the cache")
+
+    monkeypatch.setattr(robustness, "apply_shift", no_shift)
+    again = cached_shift(images, "noise", 2, seed=3, cache_dir=tmp_path)
+    assert isinstance(again, np.memmap)
+    np.testing.assert_array_equal(again, first)
+    with pytest.raises(AssertionError, match="shifted again"):  # another seed: another entry
+        cached_shift(images, "noise", 2, seed=4, cache_dir=tmp_path)
+    with pytest.raises(AssertionError, match="shifted again"):  # other images: another entry
+        cached_shift(images[:3], "noise", 2, seed=3, cache_dir=tmp_path)
+    monkeypatch.undo()
+    entry.write_bytes(b"not an array")  # a damaged entry is rebuilt
+    rebuilt = cached_shift(images, "noise", 2, seed=3, cache_dir=tmp_path)
+    np.testing.assert_array_equal(rebuilt, first)

@@ -94,7 +94,10 @@ def test_killed_driver_then_resume_keeps_every_trial_once(mini_root, tmp_path, c
     assert later and not set(later) & set(first), (first, later)
     board_rates = sorted(float(r["training.learning_rate"]) for r in rows)
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL")]
-    assert all(any(math.isclose(b, t.params["training.learning_rate"]) for t in finished)
+    # (a trial the killed driver had asked Optuna for but not yet given its parameters is
+    # told FAIL on resume with no parameters: it never reached the board)
+    assert all(any(math.isclose(b, t.params.get("training.learning_rate", math.nan))
+                   for t in finished)
                for b in board_rates)  # fmt: skip
     states = [t.state.name for t in study.trials]
     assert "RUNNING" not in states, states  # no orphan left RUNNING after the kill

@@ -135,12 +135,12 @@ def ablate(run_dir: str, args) -> list[dict[str, Any]]:
     params = row_params(winner)
     picked = [(k, off) for k, off in OPTIONS if k in params and params[k] not in (off, None)]
     rows: list[dict[str, Any]] = []
+    external = None  # the same data config for every variant: decoded once
     for key, off in picked:
         variant = {**winner, key: json.dumps(off)}
         runs = _retrain(experiment, [variant], FinalOptions(), lambda line: print("  " + line))
         run = runs[0]
-        external = None
-        if run.config.data.external_root:
+        if external is None and run.config.data.external_root:
             external = prepare_external(run.config.data, run.data.class_names)
         side = _side_by_side(
             [(f"without {key}", run.result.model, run)],

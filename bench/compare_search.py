@@ -20,6 +20,8 @@ of each arm's winner (retrained once with the same pipeline and seed, threshold 
 validation, test scored once). The best-so-far curves go to a plot.
 
     python bench/compare_search.py ../shared/data/chest_xray_224 --seeds 0 1 2
+    python bench/compare_search.py ../shared/data/chest_xray_224 --seeds 0 1 2 \
+        --experiment bench/compare_search_wide.yaml   # a wide space: bad regions are common
     python bench/compare_search.py ../shared/data/chest_xray_mini --quick   # the test's mode
     python bench/compare_search.py - --replot bench/figures/compare_search.json --plot x.png
 """
@@ -119,7 +121,7 @@ def run_tune_arm(method: str, experiment, space, out: Path, budget: int) -> tupl
     from ray.tune.schedulers import FIFOScheduler
 
     from results.leaderboard import LEADERBOARD_FILE, read_csv_rows, row_params
-    from search.runner import _init_ray, _tune_parts
+    from search.runner import init_ray, tune_parts
     from search.storage import RunLocation
 
     timeline = Timeline(budget)
@@ -138,8 +140,8 @@ def run_tune_arm(method: str, experiment, space, out: Path, budget: int) -> tupl
 
     location = RunLocation(local=out / method)
     location.local.mkdir(parents=True, exist_ok=True)
-    _init_ray(None)
-    trainable, tune_config, run_config = _tune_parts(experiment, space, location)
+    init_ray(None)
+    trainable, tune_config, run_config = tune_parts(experiment, space, location)
     param_space = None
     if method == "random":
         param_space = tune_space(space)
@@ -479,6 +481,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=48, help="trial-epochs per search")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", default="runs/compare_search", help="work folder")
+    parser.add_argument(
+        "--experiment",
+        default=str(EXPERIMENT),
+        help="the experiment YAML: data settings, flat space, epochs (default: "
+        "bench/compare_search.yaml; bench/compare_search_wide.yaml is the wide space)",
+    )
     parser.add_argument("--plot", help="PNG of the curves (default: OUT/compare_search.png)")
     parser.add_argument(
         "--quick", action="store_true", help="32 px, 2 epochs, budget 6, one seed (tests)"
@@ -513,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         budget, seeds = 6, seeds[:1]
     out = Path(args.out).resolve()
     overrides["output_dir"] = str(out)
-    experiment = load_experiment(EXPERIMENT, overrides).with_absolute_paths()
+    experiment = load_experiment(Path(args.experiment), overrides).with_absolute_paths()
     context = SpaceContext(experiment.weights, experiment.data.image_size)
     space = build_space(experiment.space, context)
     validate_space(experiment, space)

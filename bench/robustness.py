@@ -125,24 +125,24 @@ def ablate(run_dir: str, args) -> list[dict[str, Any]]:
     each row compares with final's row for that trial, scored the same way.
     """
     from pneumo_core.data.external import prepare_external
-    from results.final import FinalOptions, _candidates, _retrain, _side_by_side
+    from results.final import FinalOptions, ranked_candidates, retrain, side_by_side
     from results.leaderboard import LEADERBOARD_FILE, read_csv_rows, row_params
     from search.config import load_experiment
 
     run_dir = Path(run_dir)
     experiment = load_experiment(run_dir / "experiment.yaml")
-    winner = _candidates(run_dir, read_csv_rows(run_dir / LEADERBOARD_FILE), 1)[0]
+    winner = ranked_candidates(run_dir, read_csv_rows(run_dir / LEADERBOARD_FILE), 1)[0]
     params = row_params(winner)
     picked = [(k, off) for k, off in OPTIONS if k in params and params[k] not in (off, None)]
     rows: list[dict[str, Any]] = []
     external = None  # the same data config for every variant: decoded once
     for key, off in picked:
         variant = {**winner, key: json.dumps(off)}
-        runs = _retrain(experiment, [variant], FinalOptions(), lambda line: print("  " + line))
+        runs = retrain(experiment, [variant], FinalOptions(), lambda line: print("  " + line))
         run = runs[0]
         if external is None and run.config.data.external_root:
             external = prepare_external(run.config.data, run.data.class_names)
-        side = _side_by_side(
+        side = side_by_side(
             [(f"without {key}", run.result.model, run)],
             run.data,
             FinalOptions().target_sensitivity,

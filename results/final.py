@@ -104,7 +104,19 @@ class FinalOutcome:
 
 
 @dataclass
-class _Retrained:
+class Retrained:
+    """One configuration retrained from scratch with one seed.
+
+    Attributes:
+        trial_id: The search trial whose configuration this is.
+        seed: The retraining seed.
+        config: The :class:`pneumo_core.train.config.TrainConfig` trained.
+        data: The prepared data it was trained on.
+        result: :func:`pneumo_core.train.loop.train_model`'s result (its ``model`` is
+            dropped once the run can no longer be chosen).
+        value: The validation objective of its best epoch (NaN when none was scored).
+    """
+
     trial_id: str
     seed: int
     config: Any
@@ -113,8 +125,17 @@ class _Retrained:
     value: float
 
 
-def _candidates(run_dir: Path, rows: list[dict[str, str]], top: int) -> list[dict[str, str]]:
-    """The ``top`` best ranked trials whose configurations differ (a repeat is skipped)."""
+def ranked_candidates(run_dir: Path, rows: list[dict[str, str]], top: int) -> list[dict[str, str]]:
+    """The ``top`` best ranked trials whose configurations differ (a repeat is skipped).
+
+    Args:
+        run_dir: The search's run folder (named in errors).
+        rows: Its leaderboard rows, best first.
+        top: How many to return at most.
+
+    Raises:
+        PneumoError: No leaderboard, or no trial with a finite objective.
+    """
     if not rows:
         raise PneumoError(f"{run_dir / LEADERBOARD_FILE}: missing or empty (run a search first)")
     ranked = [row for row in rows if row.get("rank")]
@@ -126,11 +147,28 @@ def _candidates(run_dir: Path, rows: list[dict[str, str]], top: int) -> list[dic
     return list(distinct.values())[:top]
 
 
-def _retrain(experiment, rows, options: FinalOptions, log) -> list[_Retrained]:
+def retrain(
+    experiment, rows: list[dict[str, str]], options: FinalOptions, log: Callable[[str], None]
+) -> list[Retrained]:
+    """Retrains each leaderboard row's configuration ``options.seeds`` times.
+
+    Args:
+        experiment: The search's :class:`search.config.ExperimentConfig` (absolute paths).
+        rows: Leaderboard rows (:func:`ranked_candidates`).
+        options: ``seeds``, ``epochs`` (0 = the experiment's) and ``ensemble`` (how many
+            models stay in memory for an ensemble).
+        log: Where progress lines go.
+
+    Returns:
+        One :class:`Retrained` per row and seed, in order.
+
+    Raises:
+        PneumoError: The data does not have two classes.
+    """
     from pneumo_core.data import prepare_data
     from pneumo_core.train.loop import train_model
 
-    runs: list[_Retrained] = []
+    runs: list[Retrained] = []
     prepared: dict[Any, Any] = {}
     total = len(rows) * options.seeds
     for row in rows:
@@ -157,7 +195,7 @@ def _retrain(experiment, rows, options: FinalOptions, log) -> list[_Retrained]:
                 f"{result.status}, best epoch {result.best_epoch}, "
                 f"validation {metric} {value:.4f} ({result.seconds:.0f} s)"
             )
-            runs.append(_Retrained(row["trial_id"], seed, config, data, result, value))
+            runs.append(Retrained(row["trial_id"], seed, config, data, result, value))
             keep = _kept(runs, options.ensemble)
             for run in runs:
                 if all(run is not k for k in keep):
@@ -165,7 +203,7 @@ def _retrain(experiment, rows, options: FinalOptions, log) -> list[_Retrained]:
     return runs
 
 
-def _kept(runs: list[_Retrained], ensemble: int) -> list[_Retrained]:
+def _kept(runs: list[Retrained], ensemble: int) -> list[Retrained]:
     """The best run, or with an ensemble its best members so far (one per trial)."""
     if not any(_usable(r) for r in runs):
         return []
@@ -173,7 +211,7 @@ def _kept(runs: list[_Retrained], ensemble: int) -> list[_Retrained]:
     if ensemble < 2:
         return [best]
     sign = 1.0 if best.config.objective.mode == "max" else -1.0
-    per_trial: dict[str, _Retrained] = {}
+    per_trial: dict[str, Retrained] = {}
     for run in runs:  # a member must take the same images as the best (same data config)
         if _usable(run) and run.config.data == best.config.data:
             held = per_trial.get(run.trial_id)
@@ -183,11 +221,11 @@ def _kept(runs: list[_Retrained], ensemble: int) -> list[_Retrained]:
     return sorted(per_trial.values(), key=lambda r: -sign * r.value)[:ensemble]
 
 
-def _usable(run: _Retrained) -> bool:
+def _usable(run: Retrained) -> bool:
     return run.result.status != "nan_loss" and bool(np.isfinite(run.value))
 
 
-def _best(runs: list[_Retrained]) -> _Retrained:
+def _best(runs: list[Retrained]) -> Retrained:
     usable = [r for r in runs if _usable(r)]
     if not usable:
         raise PneumoError("every retraining diverged (NaN loss); nothing to evaluate")
@@ -312,12 +350,20 @@ def _candidate_models(members, models, tta: bool) -> list[tuple[str, Any, Any]]:
 _SIDE_KEYS = ("auc", "rw_auc", "sensitivity", "specificity")
 
 
-def _side_by_side(
+def side_by_side(
     candidates, data, target: float, objective, *, external=None, suite_seed: int | None = None
 ) -> dict[str, Any]:
     """Each candidate ``(name, model, run or None)`` on validation, test, the external set
     and (with ``suite_seed``) the robustness suite at severity 2, each at its own
     validation threshold; the last one is the exported model.
+
+    Args:
+        candidates: ``(name, keras model, Retrained or None)`` tuples.
+        data: The prepared data (its ``val`` and ``test`` splits are scored).
+        target: The validation sensitivity each candidate's threshold is chosen for.
+        objective: The experiment's objective config (``tau``, ``w``).
+        external: An external labelled set to score too, or None.
+        suite_seed: The robustness suite's seed; None leaves the suite out.
 
     Returns:
         ``comparison``: one row per candidate; ``probs``: the last candidate's
@@ -375,7 +421,7 @@ def _side_by_side(
     return {"comparison": rows, "probs": probs}
 
 
-def _model_card(experiment, run: _Retrained, thresholds, test_eval, target) -> dict[str, Any]:
+def _model_card(experiment, run: Retrained, thresholds, test_eval, target) -> dict[str, Any]:
     from pneumo_core.environment import package_versions
 
     data, config = run.data, run.config
@@ -450,8 +496,8 @@ def run_final(
         raise PneumoError(f"{run_dir}: no search here (no experiment.yaml)")
     experiment = load_experiment(experiment_file)
     board = read_csv_rows(run_dir / LEADERBOARD_FILE)
-    rows = _candidates(run_dir, board, max(options.top, options.ensemble))
-    runs = _retrain(experiment, rows, options, log)
+    rows = ranked_candidates(run_dir, board, max(options.top, options.ensemble))
+    runs = retrain(experiment, rows, options, log)
     chosen = _best(runs)
     model, data, config = chosen.result.model, chosen.data, chosen.config
     objective = config.objective
@@ -473,7 +519,7 @@ def run_final(
     comparison = None
     if len(candidates) > 1:
         log(f"side by side: {', '.join(c[0] for c in candidates)}")
-        comparison = _side_by_side(
+        comparison = side_by_side(
             candidates,
             data,
             options.target_sensitivity,
@@ -482,11 +528,15 @@ def run_final(
             suite_seed=experiment.search.seed if options.robustness else None,
         )
 
-    exported = comparison["probs"] if comparison else {}  # already predicted side by side
+    side_by_side_probs = comparison["probs"] if comparison else {}
+
+    def exported_probs(split: str, images: Callable[[], np.ndarray]) -> np.ndarray:
+        # The exported model's probabilities: those of the side-by-side pass, else predicted.
+        known = side_by_side_probs.get(split)
+        return known if known is not None else predict_batches(model, images())
+
     val_labels = data.labels[data.splits["val"]]
-    val_probs = exported.get("val")
-    if val_probs is None:
-        val_probs = predict_batches(model, data.arrays("val")[0])
+    val_probs = exported_probs("val", lambda: data.arrays("val")[0])
     thresholds = {
         "operating": threshold_for_sensitivity(val_labels, val_probs, options.target_sensitivity),
         "0.5": 0.5,
@@ -495,9 +545,7 @@ def run_final(
     operating = thresholds["operating"]
     # The test split, once: nothing below chooses anything.
     test_images, test_labels = data.arrays("test")
-    test_probs = exported.get("test")
-    if test_probs is None:
-        test_probs = predict_batches(model, test_images)
+    test_probs = exported_probs("test", lambda: test_images)
     log(f"threshold {operating:.4f} (validation sensitivity >= {options.target_sensitivity:g})")
 
     # Written into final.partial/ and renamed at the end: an interrupted run leaves the
@@ -580,9 +628,7 @@ def run_final(
         "data_fingerprint": data.fingerprint,
     }
     if external is not None:
-        external_probs = exported.get("external")
-        if external_probs is None:
-            external_probs = predict_batches(model, external.images)
+        external_probs = exported_probs("external", lambda: external.images)
         report["external"] = {**external.summary, **evaluate(external.labels, external_probs)}
     if options.robustness:
         from pneumo_core.robustness import robustness_table

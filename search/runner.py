@@ -115,7 +115,15 @@ def _inside_ray_job() -> bool:
     return bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"))
 
 
-def _init_ray(address: str | None) -> None:
+def init_ray(address: str | None) -> None:
+    """Connects to Ray once: ``address`` (or ``RAY_ADDRESS``), else a local embedded Ray.
+
+    The local Ray listens on 127.0.0.1 only and runs no dashboard; Ray's own logs stay out
+    of the driver's output.
+
+    Args:
+        address: ``auto``, ``HOST:PORT`` or ``ray://HOST:10001``; None for a local Ray.
+    """
     import ray
 
     _quiet_ray()
@@ -170,7 +178,19 @@ def _trainable(config: ExperimentConfig, space: SearchSpace):
     )
 
 
-def _tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocation):
+def tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocation):
+    """What ``tune.Tuner`` needs to run ``config``'s search, as ``pneumo-search run`` does.
+
+    Args:
+        config: The experiment (absolute paths).
+        space: Its search space, built and validated.
+        location: Where the run's results, checkpoints and leaderboard go.
+
+    Returns:
+        ``(trainable, tune_config, run_config)``: the trainable with its resources, the
+        searcher (Optuna inside OptunaSearch) and scheduler, and the run config with the
+        leaderboard and progress callbacks.
+    """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -267,9 +287,9 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
     (run_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(config.to_yaml_dict(), sort_keys=False))
     (run_dir / DATA_SUMMARY_FILE).write_text(json.dumps(data.summary, indent=2))
     write_guard(run_dir, config)
-    _init_ray(address or config.address)
+    init_ray(address or config.address)
     with driving(location):
-        trainable, tune_config, run_config = _tune_parts(config, space, location)
+        trainable, tune_config, run_config = tune_parts(config, space, location)
         location.upload()  # the study file exists now: the store holds every driver file
         tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
         return _fit(tuner, location, config)
@@ -301,7 +321,7 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
             file=sys.stderr,
         )
     space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
-    _init_ray(address or config.address)
+    init_ray(address or config.address)
     # Searcher, scheduler and callbacks come back from the run folder's saved state.
     trainable = _trainable(config, space)
     with driving(location):  # the restored searcher and callbacks use this run's files

@@ -101,3 +101,21 @@ def test_robustness_quick(mini_root, tmp_path):
     assert effects["model.params.equalize"]["runs"] == 1
     assert -1.0 <= effects["model.params.equalize"]["test_rw_auc"] <= 1.0
     assert re.search(r"^model\.params\.equalize\s+1\s+-?\d\.\d{4}", stdout, re.M), stdout
+
+
+@pytest.mark.parametrize("name", ["compare_search.yaml", "compare_search_wide.yaml"])
+def test_compare_search_experiments_are_valid_flat_spaces(name, mini_root):
+    """Both experiments of the search comparison load, validate and translate to Tune."""
+    sys.path.insert(0, str(REPO))
+    from bench.compare_search import tune_space
+    from search.config import load_experiment
+    from search.runner import build_space, validate_space
+    from spaces import SpaceContext
+
+    experiment = load_experiment(REPO / "bench" / name, {"data": {"root": str(mini_root)}})
+    context = SpaceContext(experiment.weights, experiment.data.image_size)
+    space = build_space(experiment.space, context)
+    validate_space(experiment, space)
+    translated = tune_space(space)  # raises for anything but a flat space
+    assert "training.learning_rate" in translated
+    assert set(translated) == set(space.names()) | {"model.name"}

@@ -20,8 +20,8 @@ from tests.search.conftest import processes_with_marker
 
 DRIVER = """
 import json, sys, time
-from search.runner import _init_ray
-_init_ray(None)
+from search.runner import init_ray
+init_ray(None)
 import ray
 
 @ray.remote

@@ -261,7 +261,8 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
         The summary of the run.
 
     Raises:
-        ConfigError: A bad space, or the run folder already holds a search.
+        ConfigError: A bad space, or the run folder already holds a search (or the
+            study of one that never got going).
         DataError: The data cannot be used.
     """
     from ray import tune
@@ -276,6 +277,15 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
             "name",
             f"{where} already holds a search: `pneumo-search resume {where}` continues it, "
             "or pass --name NEW",
+        )
+    if location.uri is None and (location.local / OPTUNA_FILE).is_file():
+        # A driver that stopped before Tune's first save: its study would be continued
+        # under a space that may have changed since (Optuna refuses that mid-search).
+        raise ConfigError(
+            "name",
+            f"{location.local} holds the Optuna study ({OPTUNA_FILE}) of an earlier search "
+            "that stopped before Ray Tune saved any state, so it cannot be resumed; move "
+            "that folder away or pass --name NEW",
         )
     config = config.with_absolute_paths()
     space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))

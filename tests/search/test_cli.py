@@ -59,6 +59,18 @@ def test_yaml_python_tag_is_refused(tmp_path):
     assert "not valid YAML" in one_line_error(cli("run", str(bad)))
 
 
+def test_run_refuses_a_folder_holding_an_earlier_study(mini_root, tmp_path):
+    """A driver killed before Tune's first save leaves only optuna.db: run keeps it."""
+    run_dir = tmp_path / "runs" / "early"
+    run_dir.mkdir(parents=True)
+    (run_dir / "optuna.db").write_bytes(b"an earlier study")
+    experiment = write_experiment(tmp_path / "e.yaml", experiment_dict(mini_root, run_dir))
+    line = one_line_error(cli("run", str(experiment)))
+    assert f"{run_dir} holds the Optuna study (optuna.db)" in line and "--name NEW" in line
+    assert (run_dir / "optuna.db").read_bytes() == b"an earlier study"  # nothing lost
+    assert sorted(p.name for p in run_dir.iterdir()) == ["optuna.db"]
+
+
 def test_resume_of_a_folder_without_a_search(tmp_path):
     assert "no resumable search here" in one_line_error(cli("resume", str(tmp_path)))
 

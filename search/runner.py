@@ -118,8 +118,9 @@ def _inside_ray_job() -> bool:
 def init_ray(address: str | None) -> None:
     """Connects to Ray once: ``address`` (or ``RAY_ADDRESS``), else a local embedded Ray.
 
-    The local Ray listens on 127.0.0.1 only and runs no dashboard; Ray's own logs stay out
-    of the driver's output.
+    The local Ray listens on 127.0.0.1 only, without the dashboard UI (Ray still starts its
+    dashboard process, for the state and Jobs APIs); Ray's own logs stay out of the
+    driver's output.
 
     Args:
         address: ``auto``, ``HOST:PORT`` or ``ray://HOST:10001``; None for a local Ray.

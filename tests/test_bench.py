@@ -106,7 +106,6 @@ def test_robustness_quick(mini_root, tmp_path):
 @pytest.mark.parametrize("name", ["compare_search.yaml", "compare_search_wide.yaml"])
 def test_compare_search_experiments_are_valid_flat_spaces(name, mini_root):
     """Both experiments of the search comparison load, validate and translate to Tune."""
-    sys.path.insert(0, str(REPO))
     from bench.compare_search import tune_space
     from search.config import load_experiment
     from search.runner import build_space, validate_space

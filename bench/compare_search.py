@@ -507,9 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     from pneumo_core.data import prepare_data
     from pneumo_core.runtime import import_tensorflow
     from pneumo_core.train.loop import configure_threads
-    from search.config import load_experiment
-    from search.runner import build_space, validate_space
-    from spaces import SpaceContext
+    from search.experiment_space import prepare_experiment
 
     import_tensorflow()
     configure_threads(2)  # the in-process arms: one model, both cores
@@ -521,10 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         budget, seeds = 6, seeds[:1]
     out = Path(args.out).resolve()
     overrides["output_dir"] = str(out)
-    experiment = load_experiment(Path(args.experiment), overrides).with_absolute_paths()
-    context = SpaceContext(experiment.weights, experiment.data.image_size)
-    space = build_space(experiment.space, context)
-    validate_space(experiment, space)
+    experiment, space = prepare_experiment(Path(args.experiment), overrides)
     data = prepare_data(experiment.data)
     print(
         f"{args.data}: "

@@ -91,8 +91,9 @@ def run_one(raw: dict[str, Any], args) -> dict[str, Any]:
     import ray
 
     from pneumo_core.configuration import from_dict
-    from results.final import FinalOptions, run_final
+    from results.final import FinalOptions
     from search.config import ExperimentConfig
+    from search.final_stage import run_final
     from search.runner import run_experiment
 
     start = time.perf_counter()
@@ -125,12 +126,15 @@ def ablate(run_dir: str, args) -> list[dict[str, Any]]:
     each row compares with final's row for that trial, scored the same way.
     """
     from pneumo_core.data.external import prepare_external
-    from results.final import FinalOptions, ranked_candidates, retrain, side_by_side
-    from results.leaderboard import LEADERBOARD_FILE, read_csv_rows, row_params
+    from results.candidates import ranked_candidates, retrain
+    from results.ensemble import side_by_side
+    from results.final_options import FinalOptions
+    from results.leaderboard import read_csv_rows, row_params
+    from results.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
     from search.config import load_experiment
 
     run_dir = Path(run_dir)
-    experiment = load_experiment(run_dir / "experiment.yaml")
+    record = load_experiment(run_dir / EXPERIMENT_FILE).record()
     winner = ranked_candidates(run_dir, read_csv_rows(run_dir / LEADERBOARD_FILE), 1)[0]
     params = row_params(winner)
     picked = [(k, off) for k, off in OPTIONS if k in params and params[k] not in (off, None)]
@@ -138,7 +142,7 @@ def ablate(run_dir: str, args) -> list[dict[str, Any]]:
     external = None  # the same data config for every variant: decoded once
     for key, off in picked:
         variant = {**winner, key: json.dumps(off)}
-        runs = retrain(experiment, [variant], FinalOptions(), lambda line: print("  " + line))
+        runs = retrain(record, [variant], FinalOptions(), lambda line: print("  " + line))
         run = runs[0]
         if external is None and run.config.data.external_root:
             external = prepare_external(run.config.data, run.data.class_names)
@@ -148,7 +152,7 @@ def ablate(run_dir: str, args) -> list[dict[str, Any]]:
             FinalOptions().target_sensitivity,
             run.config.objective,
             external=external,
-            suite_seed=None if args.quick else experiment.search.seed,
+            suite_seed=None if args.quick else record.seed,
         )
         rows.append({"option": key, "picked": params[key], **side["comparison"][0]})
     return rows

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from pneumo_core.runtime import import_tensorflow
     from results.leaderboard import read_csv_rows, row_params
     from search.config import load_experiment
-    from spaces import SpaceContext
+    from search.experiment_space import space_context
 
     import_tensorflow()
     run_dir = Path(args.run_dir).resolve()
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{run_dir}: no ranked trial on the leaderboard", file=sys.stderr)
         return 2
     epochs = 1 if args.quick else (args.epochs or experiment.epochs)
-    context = SpaceContext(experiment.weights, experiment.data.image_size)
+    context = space_context(experiment.weights, experiment.data.image_size)
     candidates = {f"search winner ({ranked[0]['trial_id']})": row_params(ranked[0])}
     candidates.update(seed_configurations(context))
     data = prepare_data(experiment.data)  # the search's pipeline and cache

@@ -22,7 +22,7 @@ from pneumo_core.errors import ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["from_dict", "load_yaml", "merge_dicts", "require", "to_dict"]
+__all__ = ["from_dict", "load_config", "load_yaml", "merge_dicts", "require", "to_dict"]
 
 
 def require(condition: bool, key: str, message: str) -> None:
@@ -112,6 +112,36 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, *, prefix: str = "")
         return cls(**kwargs)
     except ConfigError as exc:
         raise exc.under(prefix) from None
+
+
+def load_config(
+    cls: type[T],
+    path: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+) -> T:
+    """Reads a YAML file into the frozen dataclass ``cls`` (every config file's loader).
+
+    Args:
+        cls: A dataclass type.
+        path: The YAML file.
+        overrides: Nested values that replace the file's (``{"data": {"root": ...}}``).
+        defaults: Top-level values used where neither the file nor ``overrides`` has one.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: Naming the file and the key at fault.
+    """
+    raw = merge_dicts(load_yaml(path), overrides or {})
+    for key, value in (defaults or {}).items():
+        raw.setdefault(key, value)
+    try:
+        return from_dict(cls, raw)
+    except ConfigError as exc:
+        raise ConfigError("", f"{path}: {exc}") from None
 
 
 def to_dict(obj: Any) -> Any:

@@ -26,7 +26,7 @@ from statistics import NormalDist
 import numpy as np
 from sklearn import metrics as skm
 
-from pneumo_core.errors import MetricError
+from pneumo_core.errors import MetricError, UnknownNameError
 
 __all__ = [
     "METRICS",
@@ -227,12 +227,13 @@ def get_metric(name: str) -> MetricSpec:
     """Returns a registered metric.
 
     Raises:
-        KeyError: Unknown name; the message lists the valid ones.
+        UnknownNameError: Unknown name (a ``ConfigError`` and a ``KeyError``); the message
+            lists the valid ones.
     """
     try:
         return METRICS[name]
     except KeyError:
-        raise KeyError(f"unknown metric {name!r}; valid: {', '.join(METRICS)}") from None
+        raise UnknownNameError("metric", "metric", name, METRICS) from None
 
 
 def compute_metrics(

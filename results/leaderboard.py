@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pneumo_core.metrics import METRICS
+from results.run_folder import LEADERBOARD_FILE, TRIALS_FILE
 
 __all__ = [
     "LEADERBOARD_FILE",
@@ -44,8 +45,6 @@ __all__ = [
     "write_csv_atomic",
 ]
 
-LEADERBOARD_FILE = "leaderboard.csv"
-TRIALS_FILE = "trials.csv"
 STATUSES = ("completed", "stopped_early", "failed", "running")
 METRIC_NAMES = list(METRICS)
 

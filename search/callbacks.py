@@ -21,7 +21,8 @@ from results.leaderboard import (
     row_params,
     write_csv_atomic,
 )
-from search.storage import RunLocation, driven_run, run_location
+from results.run_folder import OPTUNA_FILE
+from search.storage import RunLocation, run_location
 
 __all__ = ["LeaderboardCallback", "ProgressCallback", "trial_error_message"]
 
@@ -92,11 +93,6 @@ class LeaderboardCallback(Callback):
 
     def setup(self, **info: Any) -> None:
         """Loads what an earlier driver of this run wrote."""
-        driven = driven_run()
-        if driven is not None:
-            # A resumed run's callback comes back from Tune's saved state, with the place
-            # the first driver had (another mirror, another machine): this driver's wins.
-            self.location = driven
         self.records = {}
         folder = self.location.local
         for row in read_csv_rows(folder / LEADERBOARD_FILE):
@@ -112,6 +108,15 @@ class LeaderboardCallback(Callback):
         for row in read_csv_rows(folder / TRIALS_FILE):
             parsed = {k: parse_cell(v) for k, v in row.items() if k != "trial_id" and v != ""}
             self._record(row["trial_id"]).add_epoch(parsed)
+
+    def follow(self, location: RunLocation) -> None:
+        """Writes into the run at ``location`` from now on.
+
+        ``resume`` calls this on the callback Tune restored from the run's saved state,
+        which still names the place the first driver had (another mirror, another machine,
+        the folder before it moved).
+        """
+        self.location = location
 
     def _record(self, trial_id: str) -> TrialRecord:
         if trial_id not in self.records:
@@ -152,7 +157,7 @@ class LeaderboardCallback(Callback):
         ]
         write_csv_atomic(folder / TRIALS_FILE, history)
         # the study first: a board that shows a trial ended never runs ahead of the study
-        names = (["optuna.db"] if optuna_too else []) + [LEADERBOARD_FILE, TRIALS_FILE]
+        names = ([OPTUNA_FILE] if optuna_too else []) + [LEADERBOARD_FILE, TRIALS_FILE]
         self.location.upload(names)
 
     # -- Tune hooks ------------------------------------------------------------------------

@@ -7,12 +7,10 @@ stderr with exit code 2; Ctrl-C exits with 130. Logic lives in importable functi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from pneumo_core.errors import PneumoError
 
@@ -68,41 +66,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides["seed"] = args.seed
     config = load_train_config(args.config, overrides)
     _quiet_tensorflow()
-    from pneumo_core.data import prepare_data
-    from pneumo_core.train.callbacks import EpochPrinter
-    from pneumo_core.train.loop import train_model
+    from pneumo_core.train.standalone import train_and_report
 
-    data = prepare_data(config.data)
-    splits = data.summary["splits"]
-    counts = ", ".join(f"{name} {info['images']}" for name, info in splits.items())
-    cache = "reused" if data.summary["cache"]["hit"] else "built"
-    print(f"data: {data.summary['root']} ({counts} images; cache {cache})")
-    print(f"model: {config.model.name} {config.model.params or ''}".rstrip())
-    result = train_model(config, data, callbacks=[EpochPrinter(config.training.epochs)])
-    print(
-        f"{result.status}: {result.message} "
-        f"({result.seconds:.1f} s, {result.param_count:,} parameters)"
-    )
-    if result.best_metrics:
-        print(f"validation metrics at best epoch {result.best_epoch}:")
-        for name in ("rw_auc", "auc", "sensitivity", "specificity", "precision", "f1", "accuracy"):
-            print(f"  {name:<12} {result.best_metrics[name]:.4f}")
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        summary = {
-            "status": result.status,
-            "message": result.message,
-            "best_epoch": result.best_epoch,
-            "validation": result.best_metrics,
-            "history": result.history,
-            "param_count": result.param_count,
-            "seconds": result.seconds,
-            "data": data.summary,
-        }
-        (out / "train_result.json").write_text(json.dumps(summary, indent=2, default=str))
-        result.model.save(out / "model.keras")
-        print(f"wrote {out / 'train_result.json'} and {out / 'model.keras'}")
+    result = train_and_report(config, out=args.out)
     return 0 if result.status != "nan_loss" else 1
 
 
@@ -160,7 +126,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_final(args: argparse.Namespace) -> int:
-    from results.final import FinalOptions, run_final
+    from results.final import FinalOptions
+    from search.final_stage import run_final
 
     options = FinalOptions(
         top=args.top,
@@ -173,34 +140,7 @@ def _cmd_final(args: argparse.Namespace) -> int:
     )
     _quiet_tensorflow()
     outcome = run_final(args.run_dir, options)
-    report = outcome.report
-    test = report["test"]["metrics"]
-
-    def show(name: str) -> str:
-        metric = test[name]
-        return f"{name} {metric['value']:.4f} [{metric['low']:.4f}, {metric['high']:.4f}]"
-
-    print(f"test ({report['test']['n']} images, threshold {report['test']['threshold']:.4f}):")
-    for name in ("auc", "rw_auc", "sensitivity", "specificity", "ppv", "npv", "accuracy"):
-        print(f"  {show(name)}")
-    for row in (report.get("ensemble") or {}).get("comparison", []):
-        print(
-            f"  {row['model']:<16} test auc {row['test_auc']:.4f} rw_auc {row['test_rw_auc']:.4f} "
-            f"sensitivity {row['test_sensitivity']:.4f} specificity {row['test_specificity']:.4f}"
-        )
-    if "external" in report:
-        external = report["external"]["metrics"]
-        print(f"external ({report['external']['n']} images, same threshold):")
-        for name in ("auc", "rw_auc", "sensitivity", "specificity"):
-            print(f"  {name} {external[name]['value']:.4f}")
-    if "robustness" in report:
-        summary = report["robustness"]["summary"]
-        print(
-            f"  under shifts: mean rw_auc {summary['mean_rw_auc']:.4f}, "
-            f"worst {summary['worst_rw_auc']:.4f} ({summary['worst']})"
-        )
-    print(f"report: {outcome.folder / 'report.html'} (and report.json)")
-    print(f"model: {outcome.model_dir}")
+    print("\n".join(outcome.summary_lines()))
     return 0
 
 

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pneumo_core.configuration import from_dict, load_yaml, merge_dicts, require, to_dict
-from pneumo_core.data.config import AugmentConfig, DataConfig
-from pneumo_core.errors import ConfigError
-from pneumo_core.models.weights import WeightsConfig
-from pneumo_core.train.config import ModelConfig, ObjectiveConfig, TrainConfig, TrainingConfig
+from pneumo_core.configuration import load_config, require, to_dict
+from pneumo_core.train.config import TrainConfig, TrainSections
+from results.run_folder import SearchRecord
+from search.samplers import SAMPLERS
 
 __all__ = [
     "ExperimentConfig",
@@ -22,7 +21,8 @@ __all__ = [
     "load_experiment",
 ]
 
-SAMPLERS = ("tpe", "random", "cmaes", "qmc", "gp")
+#: The valid ``search.sampler`` values: the sampler registry's names.
+SAMPLER_NAMES = tuple(SAMPLERS)
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class SearchConfig:
             (bench/RESULTS.md). Off by default.
     """
 
-    sampler: Literal["tpe", "random", "cmaes", "qmc", "gp"] = "tpe"
+    sampler: Literal[SAMPLER_NAMES] = "tpe"
     seed: int = 0
     num_samples: int = 10
     time_budget_s: float = 0.0
@@ -105,20 +105,20 @@ class SchedulerConfig:
         require(self.max_epochs is None or self.max_epochs >= 1, "max_epochs", "must be >= 1")
 
 
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """A whole search.
+@dataclass(frozen=True, kw_only=True)
+class ExperimentConfig(TrainSections):
+    """A whole search: the six training sections (the base every trial starts from) and
+    the search's own keys.
+
+    The sections (:class:`~pneumo_core.train.config.TrainSections`: ``data``, ``model``,
+    ``augment``, ``training``, ``objective``, ``weights``) are those of a training run, not
+    re-declared here: ``data`` is fixed for every trial except the keys a space may search
+    (image size, color mode, aspect); ``model``, ``augment`` and ``training`` are the base
+    for keys the space leaves alone (``training.epochs`` is each trial's epoch budget).
 
     Attributes:
         name: Experiment name (folder name under ``runs/`` by default).
-        data: Dataset, split and decoding settings (fixed for every trial, except the
-            keys a space may search: image size, color mode, aspect).
         space: A shipped space name (``pneumo-search spaces``) or an inline space.
-        model: Base model, for keys the space leaves alone.
-        augment: Base augmentation.
-        training: Base training settings (``epochs`` is each trial's epoch budget).
-        objective: Metric optimized (``rw_auc`` by default) and its tau and w.
-        weights: Where pretrained weights are looked for.
         search: Sampler, seed, number of trials, time budget, concurrency, retries.
         resources: CPUs and GPUs per trial.
         scheduler: ASHA settings, or none.
@@ -128,13 +128,7 @@ class ExperimentConfig:
     """
 
     name: str
-    data: DataConfig = field(default_factory=DataConfig)
     space: str | dict[str, Any] = "combined"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
-    weights: WeightsConfig = field(default_factory=WeightsConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -162,15 +156,8 @@ class ExperimentConfig:
 
     def base_train_config(self) -> TrainConfig:
         """The training configuration every trial starts from."""
-        return TrainConfig(
-            data=self.data,
-            model=self.model,
-            augment=self.augment,
-            training=dataclasses.replace(self.training, epochs=self.epochs),
-            objective=self.objective,
-            weights=self.weights,
-            seed=self.search.seed,
-        )
+        training = dataclasses.replace(self.training, epochs=self.epochs)
+        return TrainConfig(**{**self.sections(), "training": training}, seed=self.search.seed)
 
     def trial_config(self, values: dict[str, Any], seed: int) -> TrainConfig:
         """The training configuration of one trial.
@@ -182,20 +169,7 @@ class ExperimentConfig:
         Raises:
             ConfigError: A sampled value is invalid for its key.
         """
-        raw = to_dict(self.base_train_config())
-        for key, value in values.items():
-            node = raw
-            parts = key.split(".")
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
-        if "model.name" in values and raw["model"]["name"] != self.model.name:
-            # a different model than the base one starts from that model's defaults
-            raw["model"]["params"] = {
-                k.split(".", 2)[2]: v for k, v in values.items() if k.startswith("model.params.")
-            }
-        raw["seed"] = seed
-        return from_dict(TrainConfig, raw)
+        return self.base_train_config().with_values(values, seed)
 
     def with_absolute_paths(self) -> ExperimentConfig:
         """The same experiment with data, cache and weights folders made absolute.
@@ -218,9 +192,15 @@ class ExperimentConfig:
         )
         return dataclasses.replace(self, data=data, weights=weights)
 
+    def record(self) -> SearchRecord:
+        """What the final stage needs of this search (``results.final``)."""
+        return SearchRecord(
+            self.name, self.search.seed, self.base_train_config(), self.to_yaml_dict()
+        )
+
     def to_yaml_dict(self) -> dict[str, Any]:
         """The configuration as plain values (saved as ``experiment.yaml`` in the run)."""
-        return to_dict(self)
+        return {"name": self.name, **to_dict(self)}  # the name first, as users write it
 
 
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
@@ -233,9 +213,4 @@ def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -
     Raises:
         ConfigError: Naming the file and the key at fault.
     """
-    raw = merge_dicts(load_yaml(path), overrides or {})
-    raw.setdefault("name", Path(path).stem)
-    try:
-        return from_dict(ExperimentConfig, raw)
-    except ConfigError as exc:
-        raise ConfigError("", f"{path}: {exc}") from None
+    return load_config(ExperimentConfig, path, overrides, defaults={"name": Path(path).stem})

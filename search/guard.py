@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from pneumo_core.errors import ConfigError, PneumoError
+from results.run_folder import EXPERIMENT_FILE, GUARD_FILE
 from search.config import ExperimentConfig
 
 __all__ = ["GUARD_FILE", "check_guard", "trainable_fingerprint", "write_guard"]
 
-GUARD_FILE = "run_guard.json"
 _REPO = Path(__file__).resolve().parents[1]
 #: The code a trial runs: the trial function, training loop, models, data and spaces.
 TRAINABLE_SOURCES = (
@@ -84,7 +84,7 @@ def check_guard(run_dir: Path, config: ExperimentConfig) -> None:
         details = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:6])
         raise ConfigError(
             changed[0],
-            f"{run_dir / 'experiment.yaml'} changed since this search started ({details}); "
+            f"{run_dir / EXPERIMENT_FILE} changed since this search started ({details}); "
             "a resumed search keeps its space and training: undo the change, or start a new "
             "search with `pneumo-search run EXPERIMENT.yaml --name NEW`",
         )

@@ -15,17 +15,16 @@ from typing import Any
 import yaml
 
 from pneumo_core.errors import ConfigError, PneumoError
-from results.leaderboard import LEADERBOARD_FILE, read_csv_rows
+from results.leaderboard import read_csv_rows
+from results.run_folder import DATA_SUMMARY_FILE, EXPERIMENT_FILE, LEADERBOARD_FILE, OPTUNA_FILE
 from search.config import ExperimentConfig, load_experiment
+from search.experiment_space import experiment_space, validate_space
 from search.guard import check_guard, write_guard
 from search.repair import recreate_missing_checkpoints
-from search.storage import OPTUNA_FILE, RunLocation, driving, is_uri, run_location
-from spaces import SearchSpace, SpaceContext, build_space
+from search.storage import RunLocation, is_uri, run_location
+from spaces import SearchSpace
 
 __all__ = ["RunSummary", "describe_trial", "resume_experiment", "run_experiment", "validate_space"]
-
-EXPERIMENT_FILE = "experiment.yaml"
-DATA_SUMMARY_FILE = "data_summary.json"
 
 
 @dataclass
@@ -71,30 +70,6 @@ def describe_trial(values: dict[str, Any]) -> str:
     if "training.learning_rate" in values:
         parts.append(f"lr={float(values['training.learning_rate']):.1e}")
     return " ".join(parts)
-
-
-def validate_space(config: ExperimentConfig, space: SearchSpace, samples: int = 24) -> None:
-    """Samples the space a few times and builds each trial's configuration.
-
-    Catches keys that do not exist and values the configuration refuses before anything is
-    launched.
-
-    Raises:
-        ConfigError: Naming the space key at fault.
-    """
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(samples):
-        trial = study.ask()
-        constants = space.define_by_run(trial)
-        values = space.resolve({**trial.params, **constants})
-        try:
-            config.trial_config(values, seed=0)
-        except ConfigError as exc:
-            raise ConfigError(f"space ({exc.key})", exc.message) from None
-        study.tell(trial, 0.0)
 
 
 def _run_location(config: ExperimentConfig) -> RunLocation:
@@ -209,7 +184,7 @@ def tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocati
         mode=mode,
         sampler=config.search.sampler,
         seed=config.search.seed,
-        storage_path=location.local / OPTUNA_FILE,
+        location=location,
         study_name=config.name,
     )
     if config.scheduler.type == "asha":
@@ -289,7 +264,7 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
             "that folder away or pass --name NEW",
         )
     config = config.with_absolute_paths()
-    space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
+    space = experiment_space(config)
     validate_space(config, space)
     make_sampler(config.search.sampler, config.search.seed)  # e.g. gp without PyTorch
     data = prepare_data(config.data)  # checks the data and builds the node's cache once
@@ -299,11 +274,10 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
     (run_dir / DATA_SUMMARY_FILE).write_text(json.dumps(data.summary, indent=2))
     write_guard(run_dir, config)
     init_ray(address or config.address)
-    with driving(location):
-        trainable, tune_config, run_config = tune_parts(config, space, location)
-        location.upload()  # the study file exists now: the store holds every driver file
-        tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
-        return _fit(tuner, location, config)
+    trainable, tune_config, run_config = tune_parts(config, space, location)
+    location.upload()  # the study file exists now: the store holds every driver file
+    tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
+    return _fit(tuner, location, config)
 
 
 def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> RunSummary:
@@ -331,15 +305,45 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
             "checkpoint if one is left, else from the start",
             file=sys.stderr,
         )
-    space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
+    space = experiment_space(config)
     init_ray(address or config.address)
     # Searcher, scheduler and callbacks come back from the run folder's saved state.
     trainable = _trainable(config, space)
-    with driving(location):  # the restored searcher and callbacks use this run's files
-        tuner = tune.Tuner.restore(
-            where, trainable=trainable, resume_unfinished=True, resume_errored=False
-        )
-        return _fit(tuner, location, config)
+    tuner = tune.Tuner.restore(
+        where, trainable=trainable, resume_unfinished=True, resume_errored=False
+    )
+    follow_run(tuner, location)  # the restored searcher and callbacks use this run's files
+    return _fit(tuner, location, config)
+
+
+def follow_run(tuner, location: RunLocation) -> None:
+    """Points a restored Tuner's searcher and leaderboard callback at ``location``.
+
+    ``Tuner.restore`` unpickles them from the run's saved state with the place the first
+    driver had (another machine, another mirror of a run at a URI, the folder before it
+    moved); they are told this driver's run before ``fit`` uses them. Ray Tune has no
+    public way to reach a restored Tuner's searcher and callbacks, so this reads them from
+    its ``TunerInternal`` (``ray==2.60.0`` is pinned; a layout change fails here, loudly).
+
+    Raises:
+        RuntimeError: The restored Tuner does not hold them where Ray 2.60 keeps them.
+    """
+    from search.callbacks import LeaderboardCallback
+    from search.searcher import PruningAwareOptunaSearch
+
+    internal = getattr(tuner, "_local_tuner", None)
+    tune_config = getattr(internal, "_tune_config", None)
+    if internal is None or tune_config is None:
+        raise RuntimeError("ray.tune.Tuner.restore: no TunerInternal to restore the run from")
+    searcher = tune_config.search_alg
+    while not isinstance(searcher, PruningAwareOptunaSearch) and hasattr(searcher, "searcher"):
+        searcher = searcher.searcher  # wrappers such as ConcurrencyLimiter
+    if not isinstance(searcher, PruningAwareOptunaSearch):
+        raise RuntimeError(f"the restored search algorithm is {type(searcher).__name__}")
+    searcher.follow(location)
+    for callback in internal.get_run_config().callbacks or []:
+        if isinstance(callback, LeaderboardCallback):
+            callback.follow(location)
 
 
 def _close_trials_cut_by_the_budget(location: RunLocation, config: ExperimentConfig) -> None:

@@ -1,11 +1,12 @@
-"""Optuna inside Ray Tune: the sampler registry and a pruning-aware OptunaSearch."""
+"""Optuna inside Ray Tune: a pruning-aware OptunaSearch and the run's study storage.
+
+The sampler registry is :mod:`search.samplers` (re-exported here).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import shutil
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from pneumo_core.errors import ConfigError
-from search.storage import OPTUNA_FILE, driven_run
+from results.run_folder import OPTUNA_FILE
+from search.samplers import SAMPLERS, make_sampler
+from search.storage import RunLocation
 
 __all__ = [
     "SAMPLERS",
@@ -25,63 +27,49 @@ __all__ = [
     "open_storage",
 ]
 
-SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
-    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True),
-    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-    "cmaes": lambda seed: optuna.samplers.CmaEsSampler(
-        seed=seed,
-        independent_sampler=optuna.samplers.TPESampler(seed=seed),
-        warn_independent_sampling=False,
-    ),
-    "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
-    "gp": lambda seed: optuna.samplers.GPSampler(
-        seed=seed,
-        independent_sampler=optuna.samplers.TPESampler(seed=seed),
-        warn_independent_sampling=False,
-    ),
-}
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """Returns a seeded Optuna sampler.
-
-    Raises:
-        ConfigError: Unknown name; the message lists the valid ones.
-    """
-    if name not in SAMPLERS:
-        raise ConfigError(
-            "search.sampler", f"unknown sampler {name!r}; valid: {', '.join(SAMPLERS)}"
-        )
-    if name == "gp" and importlib.util.find_spec("torch") is None:
-        raise ConfigError(
-            "search.sampler",
-            "gp needs PyTorch, which is not installed: pip install 'pneumo-search[gp]' "
-            "(or choose tpe, random, cmaes or qmc)",
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return SAMPLERS[name](seed)
-
 
 class RunStudyStorage(optuna.storages.RDBStorage):
-    """A run's sqlite study that follows the run when its saved state is loaded elsewhere.
+    """A run's sqlite study that can be pointed at the run where it now is.
 
     Tune pickles the searcher, study storage included, into the run's state. Unpickled by
     ``resume`` on another machine (or after the run folder moved, or from another mirror of
-    a run at a URI), it opens the study file of the run this driver works on (see
-    :func:`search.storage.driving`), not the path the first driver had, which may not
-    exist here.
+    a run at a URI) it still names the path the first driver had, which may not exist here.
+    So unpickling connects to nothing: :meth:`attach` connects it to this driver's run, and
+    only a storage used before that connects to the path it was saved with.
     """
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        location = driven_run()
-        if location is not None:
-            here = (location.local / OPTUNA_FILE).resolve()
-            earlier = Path(str(state["url"]).removeprefix("sqlite:///"))
-            if not here.is_file() and earlier.is_file() and earlier != here:
-                shutil.copyfile(earlier, here)  # a study the store never received
-            state = {**state, "url": f"sqlite:///{here}"}
-        super().__setstate__(state)
+        self.__dict__["_saved_state"] = state  # connected by attach(), or on first use
+
+    def __getstate__(self) -> dict[str, Any]:
+        saved = self.__dict__.get("_saved_state")
+        return dict(saved) if saved is not None else super().__getstate__()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes not set yet: a storage used before attach().
+        saved = self.__dict__.pop("_saved_state", None)
+        if saved is None:
+            raise AttributeError(name)
+        super().__setstate__(saved)
+        return getattr(self, name)
+
+    def attach(self, location: RunLocation) -> None:
+        """Uses the study file of the run at ``location`` from now on.
+
+        If that file is missing and the old path still holds one (a study the store never
+        received), the old one is copied there first.
+        """
+        saved = self.__dict__.pop("_saved_state", None)
+        state = saved if saved is not None else super().__getstate__()
+        here = (location.local / OPTUNA_FILE).resolve()
+        earlier = Path(str(state["url"]).removeprefix("sqlite:///"))
+        if saved is None:
+            if earlier == here:
+                return
+            self.engine.dispose()
+        if not here.is_file() and earlier.is_file() and earlier != here:
+            shutil.copyfile(earlier, here)
+        super().__setstate__({**state, "url": f"sqlite:///{here}"})
 
 
 def open_storage(path: str | Path) -> RunStudyStorage:
@@ -90,14 +78,32 @@ def open_storage(path: str | Path) -> RunStudyStorage:
 
 
 class PruningAwareOptunaSearch(OptunaSearch):
-    """OptunaSearch that records trials as Optuna sees them.
+    """OptunaSearch that records trials as Optuna sees them, in the run it is told.
 
     Ray's OptunaSearch tells Optuna ``COMPLETE`` for a trial ASHA stopped and, when a trial
     that reported before fails, for that one too. Here a trial stopped before it finished
     (its last result lacks ``trial_finished``, which the trial sets itself) is told
     ``PRUNED`` after its last value is reported as an intermediate value (TPE uses those),
     and a failed trial ``FAIL``, so optuna-dashboard shows them as they were.
+
+    The run it works in is passed to it (:meth:`follow`): its study file is that run's, and
+    a run at a URI gets the study uploaded on each save.
     """
+
+    _run_location: RunLocation | None = None
+
+    def follow(self, location: RunLocation) -> None:
+        """Works in the run at ``location``: its study file, its store.
+
+        ``resume`` calls this on the searcher Tune restored from the run's saved state, which
+        still names the place the first driver had.
+        """
+        self._run_location = location
+        study = getattr(self, "_ot_study", None)
+        if study is not None:
+            storage = getattr(study._storage, "_backend", study._storage)
+            if isinstance(storage, RunStudyStorage):
+                storage.attach(location)
 
     def restore(self, checkpoint_path: str) -> None:
         """Restores the searcher after a driver stopped; fails its orphaned Optuna trials.
@@ -105,9 +111,13 @@ class PruningAwareOptunaSearch(OptunaSearch):
         A trial asked from Optuna after the searcher's last saved state, or one whose
         driver died, would stay RUNNING in the study forever (Optuna's heartbeat does not
         run under Ray Tune). Any RUNNING trial the restored searcher does not track is
-        told FAIL, with the reason in its system attributes.
+        told FAIL, with the reason in its system attributes. The restored study is that of
+        the run this searcher follows (:meth:`follow`), not the saved path.
         """
-        super().restore(checkpoint_path)
+        location = self._run_location
+        super().restore(checkpoint_path)  # replaces every attribute with the saved ones
+        if location is not None:
+            self.follow(location)
         for trial_id, ot_trial in list(self._ot_trials.items()):
             storage = self._ot_study._storage
             try:
@@ -134,9 +144,8 @@ class PruningAwareOptunaSearch(OptunaSearch):
         state newer than its study (a no-op for a local run).
         """
         super().save(checkpoint_path)
-        location = driven_run()
-        if location is not None:
-            location.upload([OPTUNA_FILE])
+        if self._run_location is not None:
+            self._run_location.upload([OPTUNA_FILE])
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Reports the epoch's value to Optuna, with the trial's own epoch as the step.
@@ -190,16 +199,28 @@ def make_searcher(
     mode: str,
     sampler: str,
     seed: int,
-    storage_path: str | Path,
+    location: RunLocation,
     study_name: str,
 ) -> PruningAwareOptunaSearch:
-    """Builds the seeded Optuna searcher whose study is persisted in ``storage_path``."""
-    return PruningAwareOptunaSearch(
+    """Builds the seeded Optuna searcher whose study is the run's ``optuna.db``.
+
+    Args:
+        define_by_run: The space's define-by-run function.
+        metric: The reported metric followed.
+        mode: ``max`` or ``min``.
+        sampler: A name from :data:`search.samplers.SAMPLERS`.
+        seed: The sampler's seed.
+        location: The run: its study file, and its store for a run at a URI.
+        study_name: The Optuna study's name.
+    """
+    searcher = PruningAwareOptunaSearch(
         space=define_by_run,
         metric=metric,
         mode=mode,
         sampler=make_sampler(sampler, seed),
         seed=seed,
         study_name=study_name,
-        storage=open_storage(storage_path),
+        storage=open_storage(location.local / OPTUNA_FILE),
     )
+    searcher.follow(location)
+    return searcher

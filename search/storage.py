@@ -10,37 +10,22 @@ leaderboard. ``resume URI`` downloads them back first, on any machine.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from results.run_folder import DRIVER_FILES, OPTUNA_FILE
 
 __all__ = [
     "DRIVER_FILES",
     "OPTUNA_FILE",
     "RunLocation",
-    "driven_run",
-    "driving",
     "is_uri",
     "run_location",
 ]
-
-#: The run's Optuna study (sqlite).
-OPTUNA_FILE = "optuna.db"
-
-#: Files the driver writes into a run (Tune writes the rest).
-DRIVER_FILES = (
-    "leaderboard.csv",
-    "trials.csv",
-    OPTUNA_FILE,
-    "experiment.yaml",
-    "data_summary.json",
-    "run_guard.json",
-)
 
 
 def is_uri(text: str) -> bool:
@@ -146,28 +131,3 @@ def run_location(run_dir: str | Path) -> RunLocation:
     name = base.rsplit("/", 1)[-1]
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     return RunLocation(_mirror_root() / digest / name, uri=text)
-
-
-_DRIVEN: RunLocation | None = None
-
-
-@contextlib.contextmanager
-def driving(location: RunLocation) -> Iterator[RunLocation]:
-    """Marks ``location`` as the run this driver process works on, for the block.
-
-    Tune pickles the searcher and the callbacks into the run's saved state with the place
-    the driver that saved them had. Restored by ``resume`` on another machine, from another
-    mirror of a run at a URI, or after the run folder moved, they look here instead (see
-    :func:`driven_run`): the searcher for its study file, the callbacks for their folder.
-    """
-    global _DRIVEN
-    _DRIVEN = location
-    try:
-        yield location
-    finally:
-        _DRIVEN = None
-
-
-def driven_run() -> RunLocation | None:
-    """The run this driver works on (inside :func:`driving`), else ``None``."""
-    return _DRIVEN

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pneumo_core.models import get_model_spec
-from pneumo_core.models.weights import find_weights
 from spaces.registry import SpaceContext, register_space
 
 #: Backbones light enough to train from scratch on CPUs (``weights: none`` variants).
@@ -63,14 +61,6 @@ def _fine_tune() -> dict[str, Any]:
     }
 
 
-def _has_weights(name: str, params: dict[str, Any], context: SpaceContext) -> bool:
-    if context.weights.allow_download:
-        return True
-    spec = get_model_spec(name)
-    files = spec.weight_files(spec.params_class(**params), context.image_size)
-    return find_weights(files, context.weights) is not None
-
-
 def transfer_options(context: SpaceContext) -> dict[str, Any]:
     """One option per backbone usable here.
 
@@ -84,13 +74,13 @@ def transfer_options(context: SpaceContext) -> dict[str, Any]:
         branches: dict[str, Any] = {}
         alphas = ALPHAS.get(name)
         if alphas:
-            ready = [a for a in alphas if _has_weights(name, {"alpha": a}, context)]
+            ready = [a for a in alphas if context.has_pretrained(name, {"alpha": a})]
             if ready:
                 branches["imagenet"] = {"model.params.alpha": {"choice": ready}, **_fine_tune()}
             if name in LIGHT_BACKBONES:
                 branches["none"] = {"model.params.alpha": {"choice": list(alphas[:2])}}
         else:
-            if _has_weights(name, {}, context):
+            if context.has_pretrained(name, {}):
                 branches["imagenet"] = _fine_tune()
             if name in LIGHT_BACKBONES:
                 branches["none"] = {}
@@ -202,7 +192,7 @@ def quickstart_space(context: SpaceContext) -> dict[str, Any]:
             "model.params.dropout": {"float": [0.0, 0.5]},
         }
     }
-    if _has_weights("mobilenet", {"alpha": 0.25}, context):
+    if context.has_pretrained("mobilenet", {"alpha": 0.25}):
         options["mobilenet"] = {
             "model.params.alpha": 0.25,
             "model.params.weights": "imagenet",

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pneumo_core.errors import ConfigError
+from pneumo_errors import ConfigError
 
 __all__ = ["Categorical", "Conditional", "Constant", "FloatRange", "IntRange", "SearchSpace"]
 

@@ -107,14 +107,9 @@ def test_robustness_quick(mini_root, tmp_path):
 def test_compare_search_experiments_are_valid_flat_spaces(name, mini_root):
     """Both experiments of the search comparison load, validate and translate to Tune."""
     from bench.compare_search import tune_space
-    from search.config import load_experiment
-    from search.runner import build_space, validate_space
-    from spaces import SpaceContext
+    from search.experiment_space import prepare_experiment
 
-    experiment = load_experiment(REPO / "bench" / name, {"data": {"root": str(mini_root)}})
-    context = SpaceContext(experiment.weights, experiment.data.image_size)
-    space = build_space(experiment.space, context)
-    validate_space(experiment, space)
+    _, space = prepare_experiment(REPO / "bench" / name, {"data": {"root": str(mini_root)}})
     translated = tune_space(space)  # raises for anything but a flat space
     assert "training.learning_rate" in translated
     assert set(translated) == set(space.names()) | {"model.name"}

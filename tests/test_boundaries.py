@@ -1,10 +1,16 @@
-"""The package boundaries the architecture promises, checked on the source and at import."""
+"""The package boundaries the architecture promises, checked on the source and at import.
+
+Arrows point one way (docs/architecture.md): ``search`` -> ``results`` -> ``pneumo_core``,
+``search`` -> ``spaces``, and every package -> ``pneumo_errors``. Every import counts, those
+inside functions too; and no module of the project imports itself back through others.
+"""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,25 +19,116 @@ from tests.conftest import REPO
 FORBIDDEN = {
     "pneumo_core": {"ray"},
     "spaces": {"tensorflow", "keras"},
+    "pneumo_errors": {"tensorflow", "keras", "ray", "optuna"},
 }
 
+#: The project's packages each package may import (itself aside).
+ALLOWED = {
+    "pneumo_errors": set(),
+    "pneumo_core": {"pneumo_errors"},
+    "spaces": {"pneumo_errors"},
+    "results": {"pneumo_errors", "pneumo_core"},
+    "search": {"pneumo_errors", "pneumo_core", "spaces", "results"},
+}
+PACKAGES = set(ALLOWED)
 
-def imported_roots(package: str) -> set[tuple[str, str]]:
-    found = set()
-    for path in (REPO / package).rglob("*.py"):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                found |= {(str(path), a.name.split(".")[0]) for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add((str(path), node.module.split(".")[0]))
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(source: str, module: str, is_package: bool) -> set[str]:
+    """Every module ``source`` imports, at any depth (functions included), absolute."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module.split(".")
+                base = base[: len(base) - node.level + (1 if is_package else 0)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.add(target)
+            found |= {f"{target}.{alias.name}" for alias in node.names}  # submodules
     return found
+
+
+def project_imports() -> dict[str, set[str]]:
+    """Module -> the project's modules it imports."""
+    graph: dict[str, set[str]] = {}
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            name = module_name(path)
+            found = imports_of(path.read_text(), name, path.name == "__init__.py")
+            graph[name] = {m for m in found if m.split(".")[0] in PACKAGES}
+    return graph
+
+
+def arrows_against_the_rule(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    bad = []
+    for module, targets in graph.items():
+        own = module.split(".")[0]
+        for target in targets:
+            root = target.split(".")[0]
+            if root != own and root not in ALLOWED[own]:
+                bad.append((module, target))
+    return sorted(bad)
 
 
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_package_never_imports_forbidden_frameworks(package):
-    bad = sorted((p, m) for p, m in imported_roots(package) if m in FORBIDDEN[package])
+    bad = sorted(
+        (module, target)
+        for module, targets in (
+            (module_name(p), imports_of(p.read_text(), module_name(p), p.name == "__init__.py"))
+            for p in (REPO / package).rglob("*.py")
+        )
+        for target in targets
+        if target.split(".")[0] in FORBIDDEN[package]
+    )
     assert not bad, f"{package} imports {bad}"
+
+
+def test_every_package_arrow_points_down():
+    bad = arrows_against_the_rule(project_imports())
+    assert not bad, f"imports against the arrows: {bad}"
+
+
+def test_the_arrow_check_sees_imports_inside_functions():
+    source = "def f():\n    from search.config import load_experiment\n"
+    graph = {"results.final": {m for m in imports_of(source, "results.final", False)}}
+    assert ("results.final", "search.config") in arrows_against_the_rule(graph)
+    relative = imports_of("from ..models import registry\n", "pneumo_core.train.loop", False)
+    assert "pneumo_core.models.registry" in relative
+
+
+def test_no_module_imports_itself_back():
+    """No import circle between modules (a package importing its own submodules aside)."""
+    graph = project_imports()
+    modules = set(graph)
+    edges = {
+        m: {t for t in targets if t in modules and not m.startswith(f"{t}.") and t != m}
+        for m, targets in graph.items()
+    }
+    cycles = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = 2
+
+    for module in sorted(modules):
+        if module not in state:
+            visit(module, [module])
+    assert not cycles, f"import circles: {cycles}"
 
 
 def test_configs_and_registry_load_without_tensorflow():

@@ -5,6 +5,9 @@ Import of this package does not import TensorFlow; building a model does.
 
 from __future__ import annotations
 
+# The built-in families register themselves with the registry as these modules load: the
+# registry imports none of them, so there is no import circle.
+from pneumo_core.models import cnn, transfer  # noqa: F401  (registers cnn and the backbones)
 from pneumo_core.models.registry import (
     ModelSpec,
     create_model,

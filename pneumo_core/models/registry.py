@@ -2,7 +2,10 @@
 
 A registered model is a factory plus a frozen dataclass of its hyperparameters, so that
 parameters are validated (unknown keys are errors) before TensorFlow is touched. This
-module imports no TensorFlow; factories import Keras when they build.
+module imports no TensorFlow; factories import Keras when they build. It imports none of
+the models either: the built-ins register when :mod:`pneumo_core.models` imports
+:mod:`~pneumo_core.models.cnn` and :mod:`~pneumo_core.models.transfer` (a new family goes
+in its own module, imported there the same way).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pneumo_core.configuration import from_dict
-from pneumo_core.errors import ConfigError
+from pneumo_core.errors import ConfigError, UnknownNameError
 
 __all__ = [
     "ModelSpec",
@@ -71,7 +74,6 @@ def register_model(
 
 def list_models(family: str | None = None) -> list[str]:
     """Returns the registered model names (optionally of one family), sorted."""
-    _load_builtin()
     return sorted(n for n, s in _REGISTRY.items() if family is None or s.family == family)
 
 
@@ -79,15 +81,12 @@ def get_model_spec(name: str) -> ModelSpec:
     """Returns the spec of a registered model.
 
     Raises:
-        ConfigError: Unknown name; the message lists the valid ones.
+        UnknownNameError: Unknown name; the message lists the valid ones.
     """
-    _load_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(
-            "model.name", f"unknown model {name!r}; valid: {', '.join(list_models())}"
-        ) from None
+        raise UnknownNameError("model.name", "model", name, list_models()) from None
 
 
 def model_params(name: str, params: Mapping[str, Any] | None) -> Any:
@@ -139,8 +138,3 @@ def create_model(
     spec = get_model_spec(name)
     checked = model_params(name, params)
     return spec.build(checked, tuple(input_shape), num_classes, weights or WeightsConfig())
-
-
-def _load_builtin() -> None:
-    # Importing the modules runs their @register_model decorators.
-    from pneumo_core.models import cnn, transfer  # noqa: F401

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pneumo_core.configuration import from_dict, load_yaml, merge_dicts, require
+from pneumo_core.configuration import from_dict, load_config, require, to_dict
 from pneumo_core.data.config import AugmentConfig, DataConfig
-from pneumo_core.errors import ConfigError
-from pneumo_core.metrics import METRICS
+from pneumo_core.errors import UnknownNameError
+from pneumo_core.metrics import METRICS, get_metric
 from pneumo_core.models.registry import get_model_spec
 from pneumo_core.models.weights import WeightsConfig
 
@@ -21,6 +21,7 @@ __all__ = [
     "ModelConfig",
     "ObjectiveConfig",
     "TrainConfig",
+    "TrainSections",
     "TrainingConfig",
     "load_train_config",
 ]
@@ -41,8 +42,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         try:
             spec = get_model_spec(self.name)
-        except ConfigError as exc:
-            raise ConfigError("name", exc.message) from None
+        except UnknownNameError as exc:
+            raise UnknownNameError("name", exc.kind, exc.name, exc.valid) from None
         from_dict(spec.params_class, self.params, prefix="params")
 
 
@@ -119,11 +120,7 @@ class ObjectiveConfig:
     robustness_seed: int = 0
 
     def __post_init__(self) -> None:
-        require(
-            self.metric in METRICS,
-            "metric",
-            f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}",
-        )
+        get_metric(self.metric)  # an unknown name: UnknownNameError, like every registry
         require(0.0 <= self.tau < 1.0, "tau", "must be in [0, 1)")
         require(0.0 <= self.w <= 1.0, "w", "must be in [0, 1]")
         require(self.robustness_severity in (1, 2, 3), "robustness_severity", "must be 1, 2 or 3")
@@ -143,8 +140,11 @@ class ObjectiveConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything one training run needs.
+class TrainSections:
+    """The six sections a training run is made of, declared once.
+
+    :class:`TrainConfig` (one training run) and the search's ``ExperimentConfig`` are both
+    made of these sections plus their own keys; neither re-declares them.
 
     Attributes:
         data: Dataset location, splits and decoding.
@@ -153,7 +153,6 @@ class TrainConfig:
         training: Optimizer, schedule, epochs, imbalance handling.
         objective: Metric followed on validation.
         weights: Where pretrained weights are found.
-        seed: Seed for weight initialization, shuffling and augmentation.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -162,7 +161,50 @@ class TrainConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     weights: WeightsConfig = field(default_factory=WeightsConfig)
+
+    def sections(self) -> dict[str, Any]:
+        """The six sections by name (to build another configuration from them)."""
+        return {name: getattr(self, name) for name in TRAIN_SECTIONS}
+
+
+#: The section names of :class:`TrainSections`.
+TRAIN_SECTIONS = ("data", "model", "augment", "training", "objective", "weights")
+
+
+@dataclass(frozen=True)
+class TrainConfig(TrainSections):
+    """Everything one training run needs: the six :class:`TrainSections` and a seed.
+
+    Attributes:
+        seed: Seed for weight initialization, shuffling and augmentation.
+    """
+
     seed: int = 0
+
+    def with_values(self, values: dict[str, Any], seed: int) -> TrainConfig:
+        """This configuration with sampled values in place (one search trial's).
+
+        Args:
+            values: Dotted configuration keys -> values (``training.learning_rate``).
+            seed: The new configuration's seed.
+
+        Raises:
+            ConfigError: A value is invalid for its key.
+        """
+        raw = to_dict(self)
+        for key, value in values.items():
+            node = raw
+            parts = key.split(".")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        if "model.name" in values and raw["model"]["name"] != self.model.name:
+            # a different model than the base one starts from that model's defaults
+            raw["model"]["params"] = {
+                k.split(".", 2)[2]: v for k, v in values.items() if k.startswith("model.params.")
+            }
+        raw["seed"] = seed
+        return from_dict(TrainConfig, raw)
 
 
 def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -179,8 +221,4 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     Raises:
         ConfigError: Naming the file and the key at fault.
     """
-    raw = merge_dicts(load_yaml(path), overrides or {})
-    try:
-        return from_dict(TrainConfig, raw)
-    except ConfigError as exc:
-        raise ConfigError("", f"{path}: {exc}") from None
+    return load_config(TrainConfig, path, overrides)

@@ -53,6 +53,7 @@ def searched_run(mini_root, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def final_outcome(searched_run):
     """``final`` on that search: top 2 configurations retrained, 200 bootstrap resamples."""
-    from results.final import FinalOptions, run_final
+    from results.final import FinalOptions
+    from search.final_stage import run_final
 
     return run_final(searched_run, FinalOptions(top=2, n_boot=200, gallery=3), log=lambda _: None)

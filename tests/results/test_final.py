@@ -277,7 +277,8 @@ def test_an_ensemble_is_reported_beside_its_members_and_serves_through_predict(
     import keras
 
     from results.export import load_exported
-    from results.final import FinalOptions, run_final
+    from results.final import FinalOptions
+    from search.final_stage import run_final
 
     run = tmp_path / "small"
     shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("final*"))

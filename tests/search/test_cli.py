@@ -87,16 +87,12 @@ def test_listing_commands():
 
 
 def test_shipped_experiments_are_valid(monkeypatch):
-    from search.config import load_experiment
-    from search.runner import validate_space
-    from spaces import SpaceContext, build_space
+    from search.experiment_space import prepare_experiment
 
     monkeypatch.chdir(REPO)  # their weights folder is relative to the repository
     for name in ("quickstart.yaml", "kermany.yaml"):
-        config = load_experiment(REPO / "search" / name).with_absolute_paths()
+        config, space = prepare_experiment(REPO / "search" / name, samples=40)
         assert yaml.safe_load((REPO / "search" / name).read_text())["name"] == config.name
-        space = build_space(config.space, SpaceContext(config.weights, config.data.image_size))
-        validate_space(config, space, samples=40)
         assert "model.params.alpha@mobilenet" in space.names() or any(
             "mobilenet.imagenet" in n for n in space.names()
         )  # the shared MobileNet weights are found

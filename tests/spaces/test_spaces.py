@@ -8,13 +8,14 @@ import pytest
 from pneumo_core.errors import ConfigError
 from pneumo_core.models.weights import WeightsConfig
 from search.config import ExperimentConfig
-from search.runner import validate_space
-from search.searcher import SAMPLERS, make_sampler
-from spaces import SearchSpace, SpaceContext, build_space, list_spaces
+from search.experiment_space import space_context, validate_space
+from search.samplers import SAMPLERS, make_sampler
+from spaces import SearchSpace, build_space, list_spaces
 from tests.conftest import WEIGHTS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-CONTEXT = SpaceContext(WeightsConfig(dirs=(str(WEIGHTS),)), 128)
+WEIGHTS_HERE = WeightsConfig(dirs=(str(WEIGHTS),))
+CONTEXT = space_context(WEIGHTS_HERE, 128)
 
 CONDITIONAL = {
     "training.learning_rate": {"float": [1.0e-4, 1.0e-2], "log": True},
@@ -94,7 +95,7 @@ def test_unknown_space_name_lists_valid_ones():
 @pytest.mark.parametrize("name", list(list_spaces()))
 def test_every_shipped_space_builds_valid_trial_configs(name):
     space = build_space(name, CONTEXT)
-    experiment = ExperimentConfig(name="t", space=name, weights=CONTEXT.weights)
+    experiment = ExperimentConfig(name="t", space=name, weights=WEIGHTS_HERE)
     validate_space(experiment, space, samples=40)
     values = sample(space, 20, seed=1)
     assert all("model.name" in v for v in values)
@@ -102,7 +103,7 @@ def test_every_shipped_space_builds_valid_trial_configs(name):
 
 def test_transfer_offers_imagenet_only_where_weights_are(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    offline = build_space("transfer", SpaceContext(WeightsConfig(dirs=(str(tmp_path),)), 128))
+    offline = build_space("transfer", space_context(WeightsConfig(dirs=(str(tmp_path),)), 128))
     names = offline.names()
     assert not any("imagenet" in n for n in names)
     assert "model.params.alpha@mobilenet.none" in names

@@ -99,7 +99,8 @@ def test_trials_cut_by_the_time_budget_end_as_stopped_early(mini_root, tmp_path)
 
     out = tmp_path / "budget"
     raw = experiment_dict(mini_root, out, num_samples=-1, max_concurrent_trials=1)
-    raw["training"]["epochs"] = 50  # no trial can finish before the budget runs out
+    raw["training"]["epochs"] = 1000  # no trial can finish before the budget runs out (50
+    # epochs of this tiny model took 12 s on an idle 2-core machine: under the 15 s budget)
     raw["scheduler"] = {"type": "none"}
     raw["search"]["time_budget_s"] = 15
     try:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from pneumo_core.errors import PneumoError
-from results.leaderboard import LEADERBOARD_FILE, read_csv_rows
+from results.leaderboard import LEADERBOARD_FILE, read_csv_rows, typed_row
 
 __all__ = ["render_leaderboard"]
 
@@ -42,8 +42,8 @@ def render_leaderboard(
         rows.sort(key=lambda r: _sort_key(r.get(sort, "")))
     if top:
         rows = rows[:top]
-    if fmt == "json":
-        return json.dumps(rows, indent=2)
+    if fmt == "json":  # numbers as numbers, null for missing or NaN
+        return json.dumps([typed_row(r) for r in rows], indent=2, allow_nan=False)
     if fmt == "csv":
         if not rows:
             return ""

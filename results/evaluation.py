@@ -153,8 +153,17 @@ def curves(y: Sequence[int], p: Sequence[float], max_points: int = 400) -> dict[
     }
 
 
-def calibration(y: Sequence[int], p: Sequence[float], bins: int = 10) -> dict[str, Any]:
-    """Reliability table over equal-width probability bins, and the Brier score."""
+def calibration(
+    y: Sequence[int], p: Sequence[float], bins: int = 10, *, seed: int = 0, n_boot: int = 200
+) -> dict[str, Any]:
+    """Reliability table over equal-width probability bins, ECE, and the Brier score.
+
+    Returns:
+        ``bins`` (each with its image count, mean predicted probability and observed
+        positive rate), ``ece`` (expected calibration error: the count-weighted mean gap
+        between predicted and observed over the bins), ``brier`` and ``brier_interval``
+        (a 95% percentile bootstrap interval, ``n_boot`` resamples seeded by ``seed``).
+    """
     y = np.asarray(y).astype(int)
     p = np.asarray(p, dtype=np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -172,7 +181,18 @@ def calibration(y: Sequence[int], p: Sequence[float], bins: int = 10) -> dict[st
                     "observed_positive": float(y[members].mean()),
                 }
             )
-    return {"bins": table, "brier": float(np.mean((p - y) ** 2))}
+    n = max(len(p), 1)
+    ece = sum(b["count"] / n * abs(b["mean_predicted"] - b["observed_positive"]) for b in table)
+    squared = (p - y) ** 2
+    rng = np.random.default_rng(seed)
+    boot = [float(squared[rng.integers(0, len(p), len(p))].mean()) for _ in range(n_boot)]
+    low, high = np.percentile(boot, [2.5, 97.5]).tolist() if len(p) else (math.nan, math.nan)
+    return {
+        "bins": table,
+        "ece": float(ece),
+        "brier": float(np.mean(squared)) if len(p) else math.nan,
+        "brier_interval": {"low": low, "high": high, "method": f"bootstrap ({n_boot})"},
+    }
 
 
 def subgroup_of(relpath: str, label: int) -> str:

@@ -6,6 +6,7 @@ arbitrary code is ever run); the project's custom layers are registered on impor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 from pneumo_core.errors import PneumoError
 from pneumo_core.train.checkpoint_files import sha256_file
+from results.run_folder import FINAL_DIR
+from results.serving import BYTES_SIGNATURE, SIGNATURES, serving_examples, write_saved_model
 
 __all__ = [
     "CARD_FILE",
@@ -23,6 +26,7 @@ __all__ = [
     "load_exported",
     "read_card",
     "sha256_of",
+    "tree_sha256",
 ]
 
 MODEL_FILE = "model.keras"
@@ -54,17 +58,36 @@ def export_model(model: Any, folder: str | Path, card: dict[str, Any]) -> Path:
     saved = folder / SAVED_MODEL_DIR
     if saved.exists():
         shutil.rmtree(saved)
-    model.export(str(saved), format="tf_saved_model", verbose=False)
+    write_saved_model(model, saved, card["input"])
     full = {
         "card_version": CARD_VERSION,
         **card,
+        "serving": serving_examples(),
         "files": {
             MODEL_FILE: {"sha256": sha256_of(model_path), "bytes": model_path.stat().st_size},
-            SAVED_MODEL_DIR: {"signature": "serve", "input": "float32 [0, 255]"},
+            SAVED_MODEL_DIR: {
+                "signatures": dict(SIGNATURES),
+                "default_signature": "serve",
+                "sha256": tree_sha256(saved),
+                "files": {
+                    str(p.relative_to(saved)): sha256_of(p)
+                    for p in sorted(saved.rglob("*"))
+                    if p.is_file()
+                },
+            },
         },
     }
     (folder / CARD_FILE).write_text(json.dumps(full, indent=2, default=str))
     return folder
+
+
+def tree_sha256(folder: str | Path) -> str:
+    """One sha256 for a folder: over each file's relative path and sha256, sorted."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_of(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def read_card(folder: str | Path) -> dict[str, Any]:
@@ -128,15 +151,29 @@ def load_exported(folder: str | Path) -> tuple[Any, dict[str, Any]]:
 def copy_export(run_dir: str | Path, to: str | Path) -> Path:
     """Copies ``RUN_DIR/final/model`` to ``to`` (which must not exist or be empty).
 
+    A model exported before the ``serve_bytes`` signature existed is written again from its
+    ``model.keras`` (hash checked), so every export has both signatures.
+
     Raises:
         PneumoError: No exported model in the run, or ``to`` holds files.
     """
-    source = Path(run_dir) / "final" / "model"
-    read_card(source)
+    source = Path(run_dir) / FINAL_DIR / "model"
+    card = read_card(source)
     target = Path(to)
     if target.exists() and any(target.iterdir()):
         raise PneumoError(f"{target}: exists and is not empty")
-    if target.exists():
-        target.rmdir()
-    shutil.copytree(source, target)
-    return target
+    if has_bytes_signature(card):
+        if target.exists():
+            target.rmdir()
+        shutil.copytree(source, target)
+        return target
+    # An export from before the serve_bytes signature: written again from model.keras.
+    model, card = load_exported(source)
+    kept = {k: v for k, v in card.items() if k not in ("card_version", "serving", "files")}
+    return export_model(model, target, kept)
+
+
+def has_bytes_signature(card: dict[str, Any]) -> bool:
+    """Whether an exported model's SavedModel has the ``serve_bytes`` signature."""
+    saved = card.get("files", {}).get(SAVED_MODEL_DIR, {})
+    return BYTES_SIGNATURE in saved.get("signatures", {})

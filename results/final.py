@@ -293,7 +293,7 @@ def _write_outputs(
     options: FinalOptions,
 ) -> None:
     """Predictions, the Grad-CAM gallery and the exported model with its card."""
-    from results.export import export_model
+    from results.export import export_model, read_card
     from results.model_card import model_card
 
     data = chosen.data
@@ -306,13 +306,14 @@ def _write_outputs(
         record.name,
         chosen,
         scores.thresholds,
-        report["test"],
+        report,
         options.target_sensitivity,
         members=exported.members,
         tta=options.tta,
     )
     export_model(exported.model, folder / "model", card)
     report["model"] = {"folder": "model", "card": "model/model_card.json"}
+    report["model_card"] = read_card(folder / "model")  # as exported: hashes, serving
 
 
 def _write_report(folder: Path, report: dict[str, Any]) -> dict[str, Any]:

@@ -191,7 +191,7 @@ def assemble_report(
         "test": {
             **test_eval,
             "curves": curves(test_labels, scores.test),
-            "calibration": calibration(test_labels, scores.test),
+            "calibration": calibration(test_labels, scores.test, seed=seed),
             "subgroups": subgroup_evaluation(test_labels, scores.test, groups, operating),
         },
         "predictions": dict(PREDICTION_FILES),

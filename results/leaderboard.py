@@ -38,10 +38,13 @@ __all__ = [
     "leaderboard_rows",
     "locked",
     "merge_rows",
+    "param_cells",
     "parse_cell",
     "rank_rows",
     "read_csv_rows",
     "row_params",
+    "trials_rows",
+    "typed_row",
     "write_csv_atomic",
 ]
 
@@ -130,10 +133,45 @@ def leaderboard_rows(
         row["attempts"] = record.attempts
         row["error"] = record.error
         row["node_id"] = record.history[-1].get("node_id", "") if record.history else ""
-        for key, value in sorted(record.params.items()):
-            row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        row.update(param_cells(record.params))
         rows.append(row)
     return rank_rows(rows, mode)
+
+
+def param_cells(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's hyperparameters as CSV cells (lists and mappings as JSON), sorted by key."""
+    return {
+        key: json.dumps(value) if isinstance(value, (list, dict)) else value
+        for key, value in sorted(params.items())
+    }
+
+
+def trials_rows(records: Iterable[TrialRecord]) -> list[dict[str, Any]]:
+    """``trials.csv``'s rows: one per trial and epoch, each with the trial's hyperparameters
+    (so the file reads without a join on the leaderboard)."""
+    return [
+        {"trial_id": r.trial_id, **row, **param_cells(r.params)}
+        for r in sorted(records, key=lambda r: r.trial_id)
+        for row in r.history
+    ]
+
+
+#: Leaderboard columns that hold text even when it looks like a number.
+TEXT_COLUMNS = ("trial_id", "status", "stop_reason", "error", "node_id")
+
+
+def typed_row(row: dict[str, str]) -> dict[str, Any]:
+    """A CSV row with numbers as numbers, lists as lists, and ``None`` for empty or NaN."""
+    typed: dict[str, Any] = {}
+    for key, text in row.items():
+        if key in TEXT_COLUMNS:
+            typed[key] = text
+            continue
+        value = parse_cell(text) if text not in ("", None) else None
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        typed[key] = value
+    return typed
 
 
 def rank_rows(rows: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:

@@ -1,4 +1,11 @@
-"""The model card of the exported model: input, preprocessing, threshold, metrics, provenance."""
+"""The model card of the exported model: what a clinical reader needs, and how to serve it.
+
+Its sections follow the model-card, CLAIM and TRIPOD-AI items: intended and out-of-scope
+use, training data (population, provenance), test prevalence and how PPV and NPV move with
+it, results with intervals, subgroups, calibration, robustness, known limitations; then the
+input, the one preprocessing, the threshold and the configuration. The export adds hashes
+of every artifact and the serving examples (:func:`results.export.export_model`).
+"""
 
 from __future__ import annotations
 
@@ -6,29 +13,104 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pneumo_core.configuration import to_dict
+from pneumo_core.data.decode import PREPROCESSING
 from results.candidates import Retrained
 from results.ensemble import TTA_VIEWS
 
-__all__ = ["model_card"]
+__all__ = ["INTENDED_USE", "LIMITATIONS", "OUT_OF_SCOPE", "model_card", "ppv_npv"]
+
+INTENDED_USE = (
+    "Research and decision support: estimating the probability of pneumonia on a frontal "
+    "(AP/PA) pediatric chest X-ray, for review by a clinician who sees the image. A second "
+    "reader, not a diagnosis."
+)
+OUT_OF_SCOPE = [
+    "stand-alone diagnosis, triage or treatment decisions without a clinician",
+    "adults, lateral views, CT, or images from other modalities",
+    "other hospitals, scanners or populations without a local validation first",
+    "findings other than pneumonia (tuberculosis, COVID-19, effusion, lines...): "
+    "the model knows two classes only",
+]
+LIMITATIONS = [
+    "Validation and test here are patient-grouped splits carved from the same collection as "
+    "training. On the public Kermany test split (a later set, checked by a third expert) "
+    "models of this recipe scored clearly lower, mostly in specificity (0.71-0.83 against "
+    "0.98-0.99 on the carved split): expect more false positives on new data.",
+    "One hospital, pediatric patients (one to five years old), retrospective: performance "
+    "on other sites, ages and equipment is unknown.",
+    "Training labels come from two graders; label noise is likely. Virus and bacteria are "
+    "one class here (see the subgroups).",
+    "PPV and NPV depend on prevalence: the test split's is far above most clinical "
+    "settings (see ppv_npv_by_prevalence).",
+    "The operating threshold was chosen on validation for a target sensitivity; at another "
+    "site it should be checked, and set again if needed, on local data.",
+]
+#: Prevalences of the PPV/NPV table.
+PREVALENCES = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+DATASET_PROVENANCE = (
+    "Kermany, Zhang, Goldbaum (2018), Labeled Optical Coherence Tomography (OCT) and Chest "
+    "X-Ray Images for Classification, Mendeley Data v2, doi:10.17632/rscbjbr9sj.2, CC BY 4.0: "
+    "pediatric patients aged one to five from Guangzhou Women and Children's Medical Center, "
+    "graded by two expert physicians (this describes the public dataset the tool is built "
+    "for; 'files' below describes what was actually used)"
+)
+
+
+def ppv_npv(sensitivity: float, specificity: float, prevalence: float) -> dict[str, float]:
+    """PPV and NPV at a prevalence, from sensitivity and specificity (Bayes' rule)."""
+    tp = sensitivity * prevalence
+    fp = (1 - specificity) * (1 - prevalence)
+    tn = specificity * (1 - prevalence)
+    fn = (1 - sensitivity) * prevalence
+    return {
+        "prevalence": prevalence,
+        "ppv": tp / (tp + fp) if tp + fp > 0 else float("nan"),
+        "npv": tn / (tn + fn) if tn + fn > 0 else float("nan"),
+    }
+
+
+def _normalization(config) -> str:
+    from pneumo_core.models import get_model_spec, model_params
+    from pneumo_core.models.transfer import BACKBONES
+
+    params = model_params(config.model.name, config.model.params)
+    mode = getattr(params, "normalization", None)
+    if mode is None and config.model.name in BACKBONES:
+        mode = BACKBONES[config.model.name].normalization
+    meaning = {
+        "unit": "pixels / 255, to [0, 1]",
+        "tf": "pixels / 127.5 - 1, to [-1, 1] (the backbone's own)",
+        "per_image": "each image to zero mean and unit variance",
+        "torch": "pixels / 255, then ImageNet mean and standard deviation",
+        "caffe": "RGB to BGR, ImageNet mean subtracted",
+        "none": "none",
+    }.get(str(mode), str(mode))
+    family = get_model_spec(config.model.name).family
+    return f"{mode}: {meaning}, inside the model ({family}); the input stays in [0, 255]"
+
+
+def _interval(metric: dict[str, Any]) -> dict[str, Any]:
+    return {k: metric.get(k) for k in ("value", "low", "high", "method")}
 
 
 def model_card(
     name: str,
     run: Retrained,
     thresholds: dict[str, float],
-    test_eval: dict[str, Any],
+    report: dict[str, Any],
     target: float,
     *,
     members: list[Retrained] | None = None,
     tta: bool = False,
 ) -> dict[str, Any]:
-    """The exported model's card (``model_card.json``, hashes added by the export).
+    """The exported model's card (``model_card.json``; the export adds hashes and serving).
 
     Args:
         name: The experiment's name.
         run: The chosen retraining (its configuration and data describe the input).
         thresholds: ``operating`` and the alternatives, chosen on validation.
-        test_eval: The test split's evaluation (:func:`results.evaluation.binary_evaluation`).
+        report: The final stage's report so far (test results, subgroups, calibration,
+            robustness, external check, data summary).
         target: The validation sensitivity the operating threshold was chosen for.
         members: The ensemble's members (more than one makes the card an ensemble's).
         tta: Whether the exported model averages over :data:`results.ensemble.TTA_VIEWS`.
@@ -36,9 +118,25 @@ def model_card(
     from pneumo_core.environment import package_versions
 
     data, config = run.data, run.config
-    card = {
+    test = report["test"]
+    metrics = test["metrics"]
+    sens, spec = metrics["sensitivity"]["value"], metrics["specificity"]["value"]
+    positives = int(sum(1 for i in data.splits["test"] if data.labels[i] == 1))
+    card: dict[str, Any] = {
         "name": f"{name}-{run.trial_id}-seed{run.seed}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "intended_use": INTENDED_USE,
+        "out_of_scope": list(OUT_OF_SCOPE),
+        "training_data": {
+            "provenance": DATASET_PROVENANCE,
+            "files": {
+                "root": data.summary.get("root"),
+                "splits": data.summary.get("splits"),
+                "skipped_unreadable": data.summary.get("problems", {}).get("skipped_count", 0),
+                "split": "patient-grouped (no patient in two splits)",
+            },
+            "fingerprint": data.fingerprint,
+        },
         "class_names": list(data.class_names),
         "positive_class": data.class_names[1],
         "output": "sigmoid probability of the positive class, shape (N, 1)",
@@ -49,23 +147,43 @@ def model_card(
             "aspect": data.config.aspect,
             "dtype": "float32",
             "value_range": [0, 255],
-            "preprocessing": (
-                "Pillow decode; convert to the color mode; resize bilinear to size x size "
-                "(squash, or pad keeping the aspect ratio); float32 pixels in [0, 255]. "
-                "The model normalizes inside (see config.model)."
-            ),
+            "preprocessing": PREPROCESSING,
         },
-        "normalization": config.model.params.get("normalization", "model default"),
+        "normalization": _normalization(config),
         "threshold": {
             "value": thresholds["operating"],
             "chosen_by": f"highest validation threshold with sensitivity >= {target:g}",
             "alternatives": {k: v for k, v in thresholds.items() if k != "operating"},
         },
-        "test_metrics": {k: v["value"] for k, v in test_eval["metrics"].items()},
+        "test_metrics": {k: v["value"] for k, v in metrics.items()},
+        "test": {
+            "images": test["n"],
+            "positives": positives,
+            "prevalence": positives / test["n"] if test["n"] else None,
+            "metrics_with_95_intervals": {k: _interval(v) for k, v in metrics.items()},
+            "ppv_npv_by_prevalence": [ppv_npv(sens, spec, p) for p in PREVALENCES],
+            "ppv_npv_note": (
+                "PPV and NPV above are the test split's, at its prevalence; this table gives "
+                "them at other prevalences from the test sensitivity and specificity"
+            ),
+            "subgroups": test.get("subgroups", {}),
+            "calibration": {
+                k: test.get("calibration", {}).get(k) for k in ("ece", "brier", "brier_interval")
+            },
+        },
+        "limitations": list(LIMITATIONS),
         "config": to_dict(config),
         "data_fingerprint": data.fingerprint,
         "versions": package_versions(),
     }
+    if "external" in report:
+        external = report["external"]
+        card["external_check"] = {
+            "images": external.get("n"),
+            "metrics": {k: _interval(v) for k, v in external.get("metrics", {}).items()},
+        }
+    if report.get("robustness"):
+        card["robustness"] = report["robustness"].get("summary", {})
     members = members or [run]
     if len(members) > 1 or tta:
         card["name"] = f"{name}-ensemble{len(members)}" + ("-tta" if tta else "")

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 __all__ = [
     "calibration_plot",
     "confusion_plot",
+    "gradcam_figure",
     "importance_plot",
     "pr_plot",
     "robustness_plot",
@@ -32,6 +33,34 @@ def _png(figure) -> bytes:
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def gradcam_figure(image, heatmap, title: str, explained: str) -> bytes:
+    """The image and its Grad-CAM map side by side, with a colour bar for the map.
+
+    Args:
+        image: ``(H, W, C)`` pixels in ``[0, 255]``.
+        heatmap: ``(H, W)`` Grad-CAM weights in ``[0, 1]``.
+        title: The figure's title (prediction, probability, threshold).
+        explained: The class the map explains (the colour bar's label).
+    """
+    import numpy as np
+
+    pixels = np.asarray(image, dtype=float)
+    gray = pixels[..., 0] if pixels.shape[-1] == 1 else pixels.mean(axis=-1)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(8.0, 4.0))
+    left.imshow(gray, cmap="gray", vmin=0, vmax=255)
+    left.set_title("input (as the model sees it)", fontsize=9)
+    right.imshow(gray, cmap="gray", vmin=0, vmax=255)
+    shown = right.imshow(heatmap, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+    right.set_title(f"Grad-CAM for {explained}", fontsize=9)
+    for axis in (left, right):
+        axis.set_xticks([])
+        axis.set_yticks([])
+    bar = figure.colorbar(shown, ax=right, fraction=0.046, pad=0.04)
+    bar.set_label(f"contribution to {explained} (0 = none, 1 = most)", fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    return _png(figure)
 
 
 def roc_plot(roc: dict[str, list[float]], point: tuple[float, float], auc: float) -> bytes:
@@ -56,18 +85,23 @@ def pr_plot(pr: dict[str, Any], point: tuple[float, float]) -> bytes:
     return _png(figure)
 
 
-def calibration_plot(bins: Sequence[dict[str, Any]], brier: float) -> bytes:
-    """Reliability diagram: mean predicted probability vs observed positive rate per bin."""
+def calibration_plot(
+    bins: Sequence[dict[str, Any]], brier: float, ece: float | None = None
+) -> bytes:
+    """Reliability diagram: mean predicted probability vs observed positive rate per bin,
+    each point labelled with its image count."""
     figure, axis = plt.subplots(figsize=_SIZE)
     axis.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="perfect")
-    axis.plot(
-        [b["mean_predicted"] for b in bins],
-        [b["observed_positive"] for b in bins],
-        "o-",
-        label=f"test (Brier {brier:.3f})",
-    )
+    xs = [b["mean_predicted"] for b in bins]
+    ys = [b["observed_positive"] for b in bins]
+    label = f"test (Brier {brier:.3f}" + (f", ECE {ece:.3f})" if ece is not None else ")")
+    axis.plot(xs, ys, "o-", label=label)
+    for x, y, b in zip(xs, ys, bins):
+        axis.annotate(
+            f"n={b['count']}", (x, y), textcoords="offset points", xytext=(4, -11), fontsize=7
+        )
     axis.set(xlabel="mean predicted probability", ylabel="observed positive rate")
-    axis.set(xlim=(0, 1), ylim=(0, 1.02))
+    axis.set(xlim=(0, 1), ylim=(0, 1.05))
     axis.legend(loc="upper left")
     return _png(figure)
 
@@ -88,11 +122,22 @@ def confusion_plot(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> by
 
 
 def training_plot(history: Sequence[dict[str, Any]], objective: str) -> bytes:
-    """Training loss and validation objective per epoch of the final model."""
+    """Training and validation loss and the validation objective per epoch (integer epochs)."""
+    from matplotlib.ticker import MaxNLocator
+
     figure, axis = plt.subplots(figsize=_SIZE)
-    epochs = [row["epoch"] for row in history]
+    epochs = [int(row["epoch"]) for row in history]
     axis.plot(epochs, [row.get("loss", math.nan) for row in history], "o-", label="train loss")
+    if any("val_log_loss" in row for row in history):
+        axis.plot(
+            epochs,
+            [row.get("val_log_loss", math.nan) for row in history],
+            "^--",
+            color="tab:green",
+            label="validation loss (log loss)",
+        )
     axis.set(xlabel="epoch", ylabel="loss")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     other = axis.twinx()
     key = f"val_{objective}"
     other.plot(

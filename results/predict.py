@@ -19,7 +19,7 @@ from pneumo_core.errors import PneumoError
 from results.export import load_exported
 from results.leaderboard import csv_text, write_csv_atomic
 
-__all__ = ["collect_files", "explain_image", "predict_files", "predictions_csv"]
+__all__ = ["collect_files", "explain_image", "predict_files", "predictions_csv", "walk_inputs"]
 
 
 def collect_files(inputs: Sequence[str | Path]) -> list[Path]:
@@ -30,18 +30,27 @@ def collect_files(inputs: Sequence[str | Path]) -> list[Path]:
     Raises:
         PneumoError: No file at all was found.
     """
+    return walk_inputs(inputs)[0]
+
+
+def walk_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path], int]:
+    """:func:`collect_files`'s files, and how many hidden files and folders inside the given
+    folders were skipped (a hidden file named on its own is kept)."""
     files: list[Path] = []
+    hidden = 0
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             for folder, dirs, names in os.walk(path):
+                hidden += sum(d.startswith(".") for d in dirs)
+                hidden += sum(n.startswith(".") for n in names)
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 files += [Path(folder) / n for n in sorted(names) if not n.startswith(".")]
         else:
             files.append(path)
     if not files:
         raise PneumoError(f"no files in {', '.join(str(i) for i in inputs)}")
-    return files
+    return files, hidden
 
 
 def _decode(path: Path, card: dict[str, Any]) -> np.ndarray:
@@ -126,27 +135,59 @@ def predictions_csv(rows: Iterable[dict[str, Any]], out: str | Path | None = Non
     return csv_text(rows)
 
 
-def explain_image(model_dir: str | Path, image: str | Path, out: str | Path) -> dict[str, Any]:
-    """Writes a Grad-CAM overlay PNG of one image and returns its prediction row.
+#: A Grad-CAM map whose weights span less than this is reported as flat.
+FLAT_MAP_SPAN = 1e-3
+
+
+def explain_image(
+    model_dir: str | Path, image: str | Path, out: str | Path, *, explain_class: str | None = None
+) -> dict[str, Any]:
+    """Writes a Grad-CAM figure of one image and returns its prediction and explanation.
+
+    The map explains the predicted class by default (what made the model call the image
+    normal, or pneumonia), with the same Grad-CAM code as the report's gallery. The figure
+    shows the image as the model sees it beside the map, with a colour bar.
+
+    Args:
+        model_dir: An exported model's folder.
+        image: The image file.
+        out: The PNG figure to write.
+        explain_class: A class name to explain instead of the predicted one.
+
+    Returns:
+        The prediction row (``prob_<class>``, ``label``) with ``threshold``,
+        ``explained`` (the class mapped), ``flat`` (whether the map is flat: it then says
+        nothing about where the model looked) and ``overlay`` (the figure's path).
 
     Raises:
-        PneumoError: The image cannot be decoded.
+        PneumoError: The image cannot be decoded, or ``explain_class`` is not a class.
     """
     model, card = load_exported(model_dir)
     from pneumo_core.data.pipeline import predict_batches
-    from pneumo_core.explain import grad_cam, overlay_png
+    from pneumo_core.explain import grad_cam
+    from results.plots import gradcam_figure
 
+    classes = list(card["class_names"])
+    if explain_class is not None and explain_class not in classes:
+        raise PneumoError(
+            f"--class {explain_class!r}: not a class of this model ({', '.join(classes)})"
+        )
     try:
         pixels = _decode(Path(image), card)
     except BadImageError as exc:
         raise PneumoError(f"{image}: {exc.reason}") from None
     batch = pixels[None]
-    classes = list(card["class_names"])
     threshold = float(card["threshold"]["value"])
     prob = predict_batches(model, batch)[0]
     row = {"path": str(image), **_probability_columns(classes, prob, threshold)}
-    heat = grad_cam(model, batch)[0]
+    explained = explain_class or row["label"]
+    heat = grad_cam(model, batch, class_index=classes.index(explained))[0]
+    flat = bool(float(heat.max()) - float(heat.min()) < FLAT_MAP_SPAN)
+    probability = row[f"prob_{classes[-1]}"]
+    title = (
+        f"predicted {row['label']}: P({classes[-1]}) = {probability:.3f}, threshold {threshold:.3f}"
+    )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_bytes(overlay_png(pixels, heat, size=max(256, pixels.shape[0])))
-    row["overlay"] = str(out)
+    Path(out).write_bytes(gradcam_figure(pixels, heat, title, explained))
+    row.update({"threshold": threshold, "explained": explained, "flat": flat, "overlay": str(out)})
     return row

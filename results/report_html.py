@@ -6,73 +6,16 @@ font, style sheet or script is referenced.
 
 from __future__ import annotations
 
-import base64
-import html
-import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from results import plots
+from results.html_parts import CSS, esc, fmt, img, interval, table
+from results.report_card import definitions, section_card
 
 __all__ = ["render_html", "write_report"]
-
-_CSS = """
-body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1100px; color: #1d2430; padding: 0 1em; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { border-bottom: 1px solid #ccd; padding-top: .6em; }
-table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.92em; }
-th, td { border: 1px solid #d4d8e0; padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: #eef1f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.figures { display: flex; flex-wrap: wrap; gap: 12px; }
-.figures figure { margin: 0; } figcaption { font-size: 0.85em; color: #556; }
-.gallery { display: flex; flex-wrap: wrap; gap: 10px; }
-.gallery figure { margin: 0; width: 192px; } .gallery figcaption { word-break: break-all; }
-.headline { background: #f5f7fb; border: 1px solid #d4d8e0; padding: 0.6em 1em; }
-.note { color: #556; font-size: 0.9em; }
-pre { background: #f5f7fb; padding: 0.8em; overflow-x: auto; }
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        return "—" if not math.isfinite(value) else f"{value:.{digits}f}"
-    return str(value)
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = []
-        for value in row:
-            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-            cells.append(f"<td{' class=num' if numeric else ''}>{_e(_fmt(value))}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
-
-
-def _img(png: bytes, alt: str, caption: str = "") -> str:
-    data = base64.b64encode(png).decode("ascii")
-    cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
-    return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}">{cap}</figure>'
-
-
-def _interval(metric: dict[str, Any]) -> str:
-    low, high = metric.get("low"), metric.get("high")
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-        return "—"
-    return f"{low:.4f} – {high:.4f}"
 
 
 def make_figures(report: dict[str, Any]) -> dict[str, bytes]:
@@ -91,7 +34,9 @@ def make_figures(report: dict[str, Any]) -> dict[str, bytes]:
         ),
         "pr": plots.pr_plot(test["curves"]["pr"], (sens, ppv)),
         "calibration": plots.calibration_plot(
-            test["calibration"]["bins"], test["calibration"]["brier"]
+            test["calibration"]["bins"],
+            test["calibration"]["brier"],
+            test["calibration"].get("ece"),
         ),
         "training": plots.training_plot(report["final"]["history"], report["final"]["objective"]),
     }
@@ -111,14 +56,14 @@ def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
     rows = []
     for name, metric in test["metrics"].items():
         extra = metric.get("count", "")
-        rows.append([name, metric["value"], _interval(metric), metric["method"], extra])
+        rows.append([name, metric["value"], interval(metric), metric["method"], extra])
     per_class = [
         [
             name,
             info["precision"]["value"],
-            _interval(info["precision"]),
+            interval(info["precision"]),
             info["recall"]["value"],
-            _interval(info["recall"]),
+            interval(info["recall"]),
             info["f1"],
             info["support"],
         ]
@@ -143,7 +88,7 @@ def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
             name,
             info["images"],
             info["sensitivity"]["value"],
-            _interval(info["sensitivity"]),
+            interval(info["sensitivity"]),
             info["auc_vs_negatives"],
         ]
         for name, info in test["subgroups"].items()
@@ -153,14 +98,14 @@ def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
         f"<p>At the operating threshold {test['threshold']:.4f}, chosen on validation to reach "
         f"sensitivity {thresholds['target_sensitivity']:g}; the test split was used once, "
         f"here. {test['n']} images.</p>",
-        _table(["metric", "value", "95% interval", "method", "count"], rows),
+        table(["metric", "value", "95% interval", "method", "count"], rows),
         "<h3>Per class</h3>",
-        _table(
+        table(
             ["class", "precision", "95% interval", "recall", "95% interval", "F1", "support"],
             per_class,
         ),
         "<h3>Thresholds (chosen on validation)</h3>",
-        _table(
+        table(
             [
                 "threshold",
                 "value",
@@ -172,16 +117,17 @@ def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
             threshold_rows,
         ),
         '<div class="figures">',
-        _img(figures["confusion"], "confusion matrix", "Confusion matrix (test)"),
-        _img(figures["roc"], "ROC curve", "ROC curve with the operating point"),
-        _img(figures["pr"], "precision-recall curve", "Precision-recall curve"),
-        _img(figures["calibration"], "calibration curve", "Calibration (reliability)"),
+        img(figures["confusion"], "confusion matrix", "Confusion matrix (test)"),
+        img(figures["roc"], "ROC curve", "ROC curve with the operating point"),
+        img(figures["pr"], "precision-recall curve", "Precision-recall curve"),
+        img(figures["calibration"], "calibration curve", "Calibration (reliability, n per bin)"),
         "</div>",
+        _calibration_note(test["calibration"]),
     ]
     if subgroups:
         parts += [
             "<h3>Subgroups (from file names)</h3>",
-            _table(
+            table(
                 ["subgroup", "images", "sensitivity", "95% interval", "AUC vs all negatives"],
                 subgroups,
             ),
@@ -189,12 +135,27 @@ def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
     return "\n".join(parts)
 
 
+def _calibration_note(calibration: dict[str, Any]) -> str:
+    ece, brier = calibration.get("ece"), calibration.get("brier")
+    span = calibration.get("brier_interval") or {}
+    text = (
+        f"Expected calibration error (ECE, count-weighted gap over the bins) {fmt(ece)}; "
+        f"Brier {fmt(brier)} [{fmt(span.get('low'))} – {fmt(span.get('high'))}]."
+    )
+    if ece is not None and ece > 0.05:
+        text += (
+            " The curve sits off the diagonal: read the probabilities as scores that rank "
+            "images, not as risks; the operating threshold is what was validated."
+        )
+    return f'<p class="note">{esc(text)}</p>'
+
+
 def _section_ensemble(report: dict[str, Any]) -> str:
     ensemble = report.get("ensemble")
     if not ensemble:
         return ""
     if not ensemble.get("comparison"):
-        return f"<h2>Ensemble and test-time augmentation</h2><p>{_e(ensemble.get('note', ''))}</p>"
+        return f"<h2>Ensemble and test-time augmentation</h2><p>{esc(ensemble.get('note', ''))}</p>"
     first = ensemble["comparison"][0]
     keys = [k for k in first if k not in ("model", "trial_id", "seed")]
     rows = [
@@ -213,7 +174,7 @@ def _section_ensemble(report: dict[str, Any]) -> str:
             "is thresholded on its own validation predictions (same sensitivity target); the "
             "test split above is the exported model's. external_: the external check; "
             "suite_: rw_auc over the robustness suite's shifts at severity 2.</p>",
-            _table(["model", "trial", "seed", *keys], rows),
+            table(["model", "trial", "seed", *keys], rows),
         ]
     )
 
@@ -228,9 +189,9 @@ def _section_external(report: dict[str, Any]) -> str:
         [
             name,
             test[name]["value"],
-            _interval(test[name]),
+            interval(test[name]),
             external["metrics"][name]["value"],
-            _interval(external["metrics"][name]),
+            interval(external["metrics"][name]),
         ]
         for name in names
     ]
@@ -239,12 +200,12 @@ def _section_external(report: dict[str, Any]) -> str:
     return "\n".join(
         [
             "<h2>External check</h2>",
-            f"<p>{external['n']} images from {_e(where)}, decoded like the training data, "
+            f"<p>{external['n']} images from {esc(where)}, decoded like the training data, "
             f"scored at the operating threshold {external['threshold']:.4f} chosen on "
             f"validation. {excluded.get('patients_excluded', 0)} of its patients "
             f"({excluded.get('images_excluded', 0)} images) were removed from the dataset "
             "before it was split.</p>",
-            _table(["metric", "test", "95% interval", "external", "95% interval"], rows),
+            table(["metric", "test", "95% interval", "external", "95% interval"], rows),
         ]
     )
 
@@ -281,9 +242,9 @@ def _section_robustness(report: dict[str, Any], figures: dict[str, bytes]) -> st
             "show, at three severities (deterministic, seed "
             f"{robustness['seed']}); sensitivity and specificity at the operating threshold "
             f"{robustness['threshold']:.4f}. Mean rw_auc over the suite "
-            f"{_fmt(summary['mean_rw_auc'])}, worst {_fmt(summary['worst_rw_auc'])} "
-            f"({_e(summary['worst'])}).</p>",
-            _table(
+            f"{fmt(summary['mean_rw_auc'])}, worst {fmt(summary['worst_rw_auc'])} "
+            f"({esc(summary['worst'])}).</p>",
+            table(
                 [
                     "shift",
                     "severity",
@@ -297,9 +258,9 @@ def _section_robustness(report: dict[str, Any], figures: dict[str, bytes]) -> st
                 ],
                 rows,
             ),
-            f'<p class="note">{_e(described)}.</p>',
+            f'<p class="note">{esc(described)}.</p>',
             '<div class="figures">',
-            _img(figures["robustness"], "robustness plot", "rw_auc and specificity by severity"),
+            img(figures["robustness"], "robustness plot", "rw_auc and specificity by severity"),
             "</div>",
         ]
     )
@@ -320,11 +281,11 @@ def _section_gallery(report: dict[str, Any], folder: Path) -> str:
         chosen = [g for g in items if g["kind"] == kind]
         if not chosen:
             continue
-        parts.append(f"<h3>{_e(kind.capitalize())}s</h3><div class=gallery>")
+        parts.append(f"<h3>{esc(kind.capitalize())}s</h3><div class=gallery>")
         for item in chosen:
             png = (folder / item["image"]).read_bytes()
             caption = f"{item['path']} — p = {item['probability']:.3f}"
-            parts.append(_img(png, f"{kind}: {item['path']}", caption))
+            parts.append(img(png, f"{kind}: {item['path']}", caption))
         parts.append("</div>")
     return "\n".join(parts)
 
@@ -347,7 +308,7 @@ def _section_model(report: dict[str, Any], figures: dict[str, bytes]) -> str:
     return "\n".join(
         [
             "<h2>Final model</h2>",
-            _table(
+            table(
                 [
                     "trial",
                     "seed",
@@ -362,7 +323,7 @@ def _section_model(report: dict[str, Any], figures: dict[str, bytes]) -> str:
             ),
             f"<p>{final['param_count']:,} parameters. Kept: the retraining best on validation.</p>",
             '<div class="figures">',
-            _img(figures["training"], "training curves", "Training curves of the final model"),
+            img(figures["training"], "training curves", "Training curves of the final model"),
             "</div>",
         ]
     )
@@ -374,14 +335,14 @@ def _section_search(report: dict[str, Any], figures: dict[str, bytes]) -> str:
     wall = search.get("wall_time_s")
     parts = [
         "<h2>Search</h2>",
-        f"<p>Trials — {_e(counts)}. Wall time {_fmt(wall, 1)} s "
-        f"(sum of trial times {_fmt(search.get('sum_of_trial_times_s'), 1)} s).</p>",
+        f"<p>Trials — {esc(counts)}. Wall time {fmt(wall, 1)} s "
+        f"(sum of trial times {fmt(search.get('sum_of_trial_times_s'), 1)} s).</p>",
     ]
     if search["best"]:
         params = [[k, v] for k, v in sorted(search["best"]["params"].items())]
         parts += [
-            f"<h3>Best configuration (trial {_e(search['best']['trial_id'])})</h3>",
-            _table(["key", "value"], params),
+            f"<h3>Best configuration (trial {esc(search['best']['trial_id'])})</h3>",
+            table(["key", "value"], params),
         ]
     top_rows = [
         [
@@ -399,7 +360,7 @@ def _section_search(report: dict[str, Any], figures: dict[str, bytes]) -> str:
     ]
     parts += [
         "<h3>Top of the leaderboard</h3>",
-        _table(
+        table(
             [
                 "rank",
                 "trial",
@@ -415,7 +376,7 @@ def _section_search(report: dict[str, Any], figures: dict[str, bytes]) -> str:
         ),
     ]
     shown = [
-        _img(figures[name], name, caption)
+        img(figures[name], name, caption)
         for name, caption in (
             ("timeline", "Validation objective per trial over time"),
             ("importance", "Hyperparameter importance (fANOVA)"),
@@ -425,7 +386,7 @@ def _section_search(report: dict[str, Any], figures: dict[str, bytes]) -> str:
     if "error" in search["importance"]:
         parts.append(
             f'<p class="note">Hyperparameter importance not available: '
-            f"{_e(search['importance']['error'])}</p>"
+            f"{esc(search['importance']['error'])}</p>"
         )
     parts += ['<div class="figures">', *shown, "</div>"]
     return "\n".join(parts)
@@ -445,12 +406,12 @@ def _section_data(report: dict[str, Any]) -> str:
     skipped = [[s["path"], s["reason"]] for s in problems["skipped_files"]]
     parts = [
         "<h2>Data</h2>",
-        f"<p>{_e(data['root'])} — {data['files_found']} files, layout {_e(data['layout'])}, "
-        f"{data['image_size']} px {_e(data['color_mode'])} ({_e(data['aspect'])}), "
-        f"fingerprint <code>{_e(report['data_fingerprint'])}</code>.</p>",
-        _table(["split", "images", "patients", "per class", "origin"], rows),
+        f"<p>{esc(data['root'])} — {data['files_found']} files, layout {esc(data['layout'])}, "
+        f"{data['image_size']} px {esc(data['color_mode'])} ({esc(data['aspect'])}), "
+        f"fingerprint <code>{esc(report['data_fingerprint'])}</code>.</p>",
+        table(["split", "images", "patients", "per class", "origin"], rows),
         "<h3>Leakage checks</h3>",
-        _table(
+        table(
             ["check", "result"],
             [
                 ["patients in two given splits", leak["patients_in_two_given_splits"]],
@@ -463,7 +424,7 @@ def _section_data(report: dict[str, Any]) -> str:
         ),
         f"<h3>Skipped files ({problems['skipped_count']})</h3>",
     ]
-    parts.append(_table(["file", "reason"], skipped) if skipped else "<p>None.</p>")
+    parts.append(table(["file", "reason"], skipped) if skipped else "<p>None.</p>")
     return "\n".join(parts)
 
 
@@ -484,12 +445,12 @@ def _section_environment(report: dict[str, Any]) -> str:
         [
             "<h2>Environment</h2>",
             '<div class="figures">',
-            _table(["package", "version"], versions),
-            _table(["hardware", ""], hardware),
-            _table(["seed", "value"], seeds),
+            table(["package", "version"], versions),
+            table(["hardware", ""], hardware),
+            table(["seed", "value"], seeds),
             "</div>",
             "<h3>Configuration of the final model</h3>",
-            f"<pre>{_e(config)}</pre>",
+            f"<pre>{esc(config)}</pre>",
         ]
     )
 
@@ -499,16 +460,18 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes], folder: Path)
     test = report["test"]["metrics"]
     chosen = report["final"]["chosen"]
     headline = (
-        f"Test AUC {_fmt(test['auc']['value'])} [{_interval(test['auc'])}], "
-        f"sensitivity {_fmt(test['sensitivity']['value'])} [{_interval(test['sensitivity'])}], "
-        f"specificity {_fmt(test['specificity']['value'])} [{_interval(test['specificity'])}] "
+        f"Test AUC {fmt(test['auc']['value'])} [{interval(test['auc'])}], "
+        f"sensitivity {fmt(test['sensitivity']['value'])} [{interval(test['sensitivity'])}], "
+        f"specificity {fmt(test['specificity']['value'])} [{interval(test['specificity'])}] "
         f"at threshold {report['test']['threshold']:.4f}."
     )
     body = [
-        f"<h1>pneumo-search report: {_e(report['experiment'])}</h1>",
-        f'<p class="note">Created {_e(report["created"])} from {_e(report["run_dir"])}. '
-        f"Final model: trial {_e(chosen['trial_id'])}, seed {chosen['seed']}.</p>",
-        f'<p class="headline">{_e(headline)}</p>',
+        f"<h1>pneumo-search report: {esc(report['experiment'])}</h1>",
+        f'<p class="note">Created {esc(report["created"])} from {esc(report["run_dir"])}. '
+        f"Final model: trial {esc(chosen['trial_id'])}, seed {chosen['seed']}; its "
+        '<a href="#model-card">model card</a> is below.</p>',
+        f'<p class="headline">{esc(headline)}</p>',
+        definitions(report),
         _section_test(report, figures),
         _section_ensemble(report),
         _section_external(report),
@@ -516,13 +479,15 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes], folder: Path)
         _section_gallery(report, folder),
         _section_model(report, figures),
         _section_search(report, figures),
+        section_card(report),
         _section_data(report),
         _section_environment(report),
     ]
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        f"<title>pneumo-search report: {_e(report['experiment'])}</title>"
-        f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>pneumo-search report: {esc(report['experiment'])}</title>"
+        f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
 
 

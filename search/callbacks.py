@@ -19,6 +19,7 @@ from results.leaderboard import (
     parse_cell,
     read_csv_rows,
     row_params,
+    trials_rows,
     write_csv_atomic,
 )
 from results.run_folder import OPTUNA_FILE
@@ -106,7 +107,11 @@ class LeaderboardCallback(Callback):
             record.param_count = int(count) if count is not None else None
             record.params = row_params(row)
         for row in read_csv_rows(folder / TRIALS_FILE):
-            parsed = {k: parse_cell(v) for k, v in row.items() if k != "trial_id" and v != ""}
+            parsed = {  # the dotted columns are the trial's hyperparameters, not its epoch
+                k: parse_cell(v)
+                for k, v in row.items()
+                if k != "trial_id" and "." not in k and v != ""
+            }
             self._record(row["trial_id"]).add_epoch(parsed)
 
     def follow(self, location: RunLocation) -> None:
@@ -150,12 +155,7 @@ class LeaderboardCallback(Callback):
         rows = leaderboard_rows(self.records.values(), self.objective, self.mode)
         # under the board's lock: a row another process added is kept, none is lost
         merge_rows(folder / LEADERBOARD_FILE, rows, self.mode)
-        history = [
-            {"trial_id": r.trial_id, **row}
-            for r in sorted(self.records.values(), key=lambda r: r.trial_id)
-            for row in r.history
-        ]
-        write_csv_atomic(folder / TRIALS_FILE, history)
+        write_csv_atomic(folder / TRIALS_FILE, trials_rows(self.records.values()))
         # the study first: a board that shows a trial ended never runs ahead of the study
         names = ([OPTUNA_FILE] if optuna_too else []) + [LEADERBOARD_FILE, TRIALS_FILE]
         self.location.upload(names)

@@ -104,8 +104,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from search.runner import run_experiment
 
     config = load_experiment(args.experiment, _experiment_overrides(args))
-    print(f"experiment {config.name}: runs in {config.run_dir}")
-    summary = run_experiment(config, address=args.address)
+    summary = run_experiment(config, address=args.address, log=print)
     _print_summary(summary)
     return 130 if summary.interrupted else 0
 
@@ -154,7 +153,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from results.predict import predict_files, predictions_csv
+    from results.predict import predict_files, predictions_csv, walk_inputs
 
     rows = predict_files(args.model_dir, args.inputs, batch_size=args.batch_size)
     text = predictions_csv(rows, args.csv)
@@ -163,6 +162,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"{len(rows)} files, {errors} errors: {args.csv}")
     else:
         print(text, end="")
+    hidden = walk_inputs(args.inputs)[1]
+    if hidden:
+        print(f"pneumo-search: skipped {hidden} hidden file(s) or folder(s)", file=sys.stderr)
+    if errors == len(rows):
+        print(
+            f"pneumo-search: error: none of the {len(rows)} files could be read as an image "
+            "(the rows say why)",
+            file=sys.stderr,
+        )
+        return 2
     if errors:
         print(f"pneumo-search: {errors} of {len(rows)} files could not be read", file=sys.stderr)
     return 0
@@ -172,9 +181,18 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from results.predict import explain_image
 
-    row = explain_image(args.model_dir, args.image, args.out)
+    row = explain_image(args.model_dir, args.image, args.out, explain_class=args.explain_class)
     probs = ", ".join(f"{k[5:]} {v:.4f}" for k, v in row.items() if k.startswith("prob_"))
-    print(f"{row['path']}: {row['label']} ({probs}); Grad-CAM overlay: {row['overlay']}")
+    print(
+        f"{row['path']}: predicted {row['label']} ({probs}; threshold {row['threshold']:.4f}); "
+        f"Grad-CAM of {row['explained']}: {row['overlay']}"
+    )
+    if row["flat"]:
+        print(
+            f"pneumo-search: warning: the Grad-CAM map of {row['explained']} is flat (the "
+            "model's score barely depends on where in the image it looks); it shows nothing",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -282,10 +300,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--csv", help="write the rows to this CSV file (default: stdout)")
     predict.add_argument("--batch-size", type=int, default=32, help="images per batch")
     predict.set_defaults(func=_cmd_predict)
-    explain = sub.add_parser("explain", help="write a Grad-CAM overlay of one image")
+    explain = sub.add_parser(
+        "explain", help="write a Grad-CAM figure of one image (the predicted class by default)"
+    )
     explain.add_argument("model_dir", help="exported model folder")
     explain.add_argument("image", help="the image file")
-    explain.add_argument("--out", required=True, help="PNG file to write")
+    explain.add_argument("--out", required=True, help="PNG figure to write")
+    explain.add_argument(
+        "--class",
+        dest="explain_class",
+        metavar="CLASS",
+        help="the class to explain (e.g. NORMAL or PNEUMONIA; default: the predicted one)",
+    )
     explain.set_defaults(func=_cmd_explain)
     sub.add_parser("spaces", help="list shipped search spaces").set_defaults(func=_cmd_spaces)
     sub.add_parser("models", help="list registered models").set_defaults(func=_cmd_models)

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,12 +227,19 @@ def tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocati
     return trainable, tune_config, run_config
 
 
-def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> RunSummary:
+def run_experiment(
+    config: ExperimentConfig,
+    *,
+    address: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> RunSummary:
     """Runs a search from the start.
 
     Args:
         config: The experiment.
         address: Ray address (overrides ``config.address``); none = a local Ray.
+        log: Where to say where the run goes and what the data left out, once every check
+            has passed and the run folder exists (nothing is said before a refusal).
 
     Returns:
         The summary of the run.
@@ -243,7 +251,7 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
     """
     from ray import tune
 
-    from pneumo_core.data import prepare_data
+    from pneumo_core.data import prepare_data, problem_lines
     from search.searcher import make_sampler
 
     location = _run_location(config)
@@ -273,6 +281,10 @@ def run_experiment(config: ExperimentConfig, *, address: str | None = None) -> R
     (run_dir / EXPERIMENT_FILE).write_text(yaml.safe_dump(config.to_yaml_dict(), sort_keys=False))
     (run_dir / DATA_SUMMARY_FILE).write_text(json.dumps(data.summary, indent=2))
     write_guard(run_dir, config)
+    if log is not None:
+        log(f"experiment {config.name}: runs in {location.tune_path()}")
+        for line in problem_lines(data.summary):
+            log(line)
     init_ray(address or config.address)
     trainable, tune_config, run_config = tune_parts(config, space, location)
     location.upload()  # the study file exists now: the store holds every driver file

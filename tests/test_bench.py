@@ -113,3 +113,11 @@ def test_compare_search_experiments_are_valid_flat_spaces(name, mini_root):
     translated = tune_space(space)  # raises for anything but a flat space
     assert "training.learning_rate" in translated
     assert set(translated) == set(space.names()) | {"model.name"}
+
+
+def test_decoder_quick(mini_root):
+    """Both decoders of bench/decoder.py run on real files and are timed side by side."""
+    out = run_quick("decoder.py", str(mini_root))
+    ratio = float(re.search(r"ratio tensorflow / pillow_draft decode time : ([\d.]+)", out)[1])
+    difference = float(re.search(r"mean_abs_pixel_difference\s*: ([\d.]+)", out)[1])
+    assert ratio > 0 and 0 < difference < 20, out  # close, not the same pixels

@@ -1,12 +1,14 @@
 """Image-folder datasets: discovery, patient-grouped splits, decoding cache, summary.
 
-Nothing here imports TensorFlow except :mod:`pneumo_core.data.pipeline`.
+Importing this package does not import TensorFlow; decoding an image does (its decoder is
+the one preprocessing, :mod:`pneumo_core.data.decode`), and so does
+:mod:`pneumo_core.data.pipeline`.
 """
 
 from __future__ import annotations
 
 from pneumo_core.data.config import AugmentConfig, DataConfig
-from pneumo_core.data.dataset import PreparedData, prepare_data
+from pneumo_core.data.dataset import PreparedData, prepare_data, problem_lines
 from pneumo_core.data.decode import BadImageError, decode_image
 
 __all__ = [
@@ -16,4 +18,5 @@ __all__ = [
     "PreparedData",
     "decode_image",
     "prepare_data",
+    "problem_lines",
 ]

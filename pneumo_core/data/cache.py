@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Bump when decoding changes, so old entries are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: TensorFlow decode and antialiased resize (was Pillow draft + resize)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pneumo_core.data.external import external_patients
 from pneumo_core.data.splitting import carve_splits
 from pneumo_core.errors import DataError
 
-__all__ = ["PreparedData", "prepare_data"]
+__all__ = ["PreparedData", "prepare_data", "problem_lines"]
 
 _MAX_LISTED = 50
 
@@ -63,6 +63,28 @@ class PreparedData:
         """Returns the images (an in-memory uint8 copy) and labels of one split."""
         index = self.splits[split]
         return np.asarray(self.images[index]), self.labels[index]
+
+
+def problem_lines(summary: Mapping[str, Any], shown: int = 5) -> list[str]:
+    """What was left out of a dataset, for the console: unreadable, ignored, hidden files.
+
+    Args:
+        summary: :attr:`PreparedData.summary`.
+        shown: Unreadable files named one by one (the rest are counted).
+    """
+    problems = summary.get("problems", {})
+    lines = []
+    skipped, count = problems.get("skipped_files", []), problems.get("skipped_count", 0)
+    if count:
+        lines.append(f"skipped {count} unreadable file(s):")
+        lines += [f"  {s['path']}: {s['reason']}" for s in skipped[:shown]]
+        if count > shown:
+            lines.append(f"  ... and {count - shown} more (data_summary.json lists them)")
+    if problems.get("ignored_count"):
+        lines.append(f"ignored {problems['ignored_count']} file(s) outside the class folders")
+    if problems.get("hidden_count"):
+        lines.append(f"skipped {problems['hidden_count']} hidden file(s) or folder(s)")
+    return lines
 
 
 def prepare_data(config: DataConfig) -> PreparedData:
@@ -329,6 +351,7 @@ def _summary(
             "skipped_count": len(skipped),
             "ignored_paths": list(listing.ignored[:_MAX_LISTED]),
             "ignored_count": len(listing.ignored),
+            "hidden_count": listing.hidden,
         },
         "leakage": {
             "patients_in_two_given_splits": len(overlap),

@@ -55,6 +55,7 @@ class Listing:
         class_names: Class names in label order.
         records: Every candidate image file, sorted by relative path.
         ignored: Relative paths of files that sit outside any class folder.
+        hidden: Hidden files and folders (``.name``, ``__name``) skipped in class folders.
     """
 
     root: Path
@@ -62,6 +63,7 @@ class Listing:
     class_names: tuple[str, ...]
     records: tuple[ImageRecord, ...]
     ignored: tuple[str, ...]
+    hidden: int = 0
 
 
 def list_images(
@@ -127,30 +129,35 @@ def list_images(
     if len(names) < 2:
         raise DataError(f"{root}: found one class ({names[0]}); at least two are needed")
     records: list[ImageRecord] = []
+    hidden = 0
     for split, class_name in sources:
         folder = root / split / class_name if split else root / class_name
         prefix = f"{split}/{class_name}" if split else class_name
-        files = _walk_files(str(folder), prefix)
+        files, skipped = _walk_files(str(folder), prefix)
+        hidden += skipped
         if not files:
             raise DataError(f"{folder}: class folder has no files")
         label = names.index(class_name)
         for full, rel, name in files:
             records.append(ImageRecord(Path(full), rel, label, split, patient_id(name, pattern)))
     records.sort(key=lambda r: r.relpath)
-    return Listing(root, layout, tuple(names), tuple(records), tuple(sorted(ignored)))
+    return Listing(root, layout, tuple(names), tuple(records), tuple(sorted(ignored)), hidden)
 
 
-def _walk_files(folder: str, prefix: str) -> list[tuple[str, str, str]]:
-    """Returns ``(path, relpath, name)`` of every non-hidden file (or link) under ``folder``."""
+def _walk_files(folder: str, prefix: str) -> tuple[list[tuple[str, str, str]], int]:
+    """``(path, relpath, name)`` of every non-hidden file (or link) under ``folder``, and
+    how many hidden files and folders were skipped."""
     found = []
+    hidden = 0
     for current, dirs, files in os.walk(folder):
+        hidden += sum(_hidden(d) for d in dirs) + sum(_hidden(n) for n in files)
         dirs[:] = [d for d in dirs if not _hidden(d)]
         rel_dir = os.path.relpath(current, folder)
         base = prefix if rel_dir == "." else f"{prefix}/{rel_dir.replace(os.sep, '/')}"
         for name in files:
             if not _hidden(name):
                 found.append((os.path.join(current, name), f"{base}/{name}", name))
-    return found
+    return found, hidden
 
 
 def _hidden(name: str) -> bool:

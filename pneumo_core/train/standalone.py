@@ -36,7 +36,7 @@ def train_and_report(
     Raises:
         DataError: The data cannot be used.
     """
-    from pneumo_core.data import prepare_data
+    from pneumo_core.data import prepare_data, problem_lines
     from pneumo_core.train.callbacks import EpochPrinter
     from pneumo_core.train.loop import train_model
 
@@ -45,6 +45,8 @@ def train_and_report(
     counts = ", ".join(f"{name} {info['images']}" for name, info in splits.items())
     cache = "reused" if data.summary["cache"]["hit"] else "built"
     log(f"data: {data.summary['root']} ({counts} images; cache {cache})")
+    for line in problem_lines(data.summary):
+        log(line)
     log(f"model: {config.model.name} {config.model.params or ''}".rstrip())
     result = train_model(config, data, callbacks=[EpochPrinter(config.training.epochs, log)])
     log(

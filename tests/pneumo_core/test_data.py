@@ -303,6 +303,43 @@ def test_bad_files_are_skipped_and_listed(tiny_splits):
         assert bad not in {data.relpaths[i] for i in data.splits["train"]}
 
 
+def test_skipped_and_hidden_files_are_counted_and_said(tiny_splits):
+    from pneumo_core.data import problem_lines
+
+    _bad_files(tiny_splits)
+    (tiny_splits / "train" / "NORMAL" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (tiny_splits / "test" / "NORMAL" / ".thumbs").mkdir()
+    data = prepare_data(cfg(tiny_splits, max_bad_fraction=0.1, given_val="keep"))
+    assert data.summary["problems"]["hidden_count"] == 2
+    lines = problem_lines(data.summary, shown=2)
+    assert lines[0] == "skipped 5 unreadable file(s):"
+    assert lines[1].startswith("  train/PNEUMONIA/") and len(lines[1].split(": ")) == 2
+    assert lines[3] == "  ... and 3 more (data_summary.json lists them)"
+    assert lines[-1] == "skipped 2 hidden file(s) or folder(s)"
+
+
+def test_train_says_on_the_console_which_files_it_skipped(tiny_splits):
+    """Skipped files are said where the user looks, also without --out."""
+    from pneumo_core.configuration import from_dict
+    from pneumo_core.train.config import TrainConfig
+    from pneumo_core.train.standalone import train_and_report
+
+    _bad_files(tiny_splits)
+    config = from_dict(
+        TrainConfig,
+        {
+            "data": {"root": str(tiny_splits), "image_size": 32, "max_bad_fraction": 0.1,
+                     "given_val": "keep"},
+            "model": {"name": "cnn", "params": {"num_blocks": 2, "filters": 4}},
+            "training": {"epochs": 1},
+        },
+    )  # fmt: skip
+    lines: list[str] = []
+    train_and_report(config, log=lines.append)
+    assert "skipped 5 unreadable file(s):" in lines
+    assert "  train/PNEUMONIA/person9001_bacteria_1.jpeg: empty file" in lines
+
+
 def test_too_many_bad_files_is_an_error(tiny_splits):
     _bad_files(tiny_splits)
     with pytest.raises(DataError, match=r"5 of 149 files cannot be used .*max_bad_fraction=0.01"):

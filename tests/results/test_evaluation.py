@@ -76,3 +76,24 @@ def test_threshold_summary_rows():
         2 / 3
     )
     assert table["half"]["tp"] == 3
+
+
+def test_calibration_has_ece_bin_counts_and_a_brier_interval():
+    from results.evaluation import calibration
+
+    y = [0, 0, 1, 1, 1, 0, 1, 0]
+    p = [0.05, 0.05, 0.95, 0.95, 0.65, 0.65, 0.65, 0.65]
+    result = calibration(y, p, seed=1, n_boot=100)
+    assert [b["count"] for b in result["bins"]] == [2, 4, 2]
+    # |0.05 - 0| * 2/8 + |0.65 - 0.5| * 4/8 + |0.95 - 1| * 2/8
+    assert result["ece"] == pytest.approx(0.0125 + 0.075 + 0.0125)
+    span = result["brier_interval"]
+    assert span["low"] <= result["brier"] <= span["high"] and span["low"] < span["high"]
+
+
+def test_ppv_and_npv_follow_prevalence():
+    from results.model_card import ppv_npv
+
+    low, high = ppv_npv(0.95, 0.9, 0.05), ppv_npv(0.95, 0.9, 0.5)
+    assert low["ppv"] == pytest.approx(0.0475 / (0.0475 + 0.095))
+    assert high["ppv"] > low["ppv"] and high["npv"] < low["npv"]

@@ -193,6 +193,20 @@ def test_model_card_describes_the_model(final_outcome):
         final_outcome.model_dir / "model.keras"
     )
     assert card["config"]["model"]["name"] == "cnn"
+    # what a clinical reader needs (issue 17)
+    assert "clinician" in card["intended_use"] and len(card["out_of_scope"]) >= 3
+    assert "Kermany" in card["training_data"]["provenance"]
+    assert card["training_data"]["files"]["split"].startswith("patient-grouped")
+    test = card["test"]
+    assert test["images"] == report["test"]["n"]
+    assert test["prevalence"] == pytest.approx(test["positives"] / test["images"])
+    assert [r["prevalence"] for r in test["ppv_npv_by_prevalence"]][:2] == [0.02, 0.05]
+    auc = test["metrics_with_95_intervals"]["auc"]
+    assert auc["low"] <= auc["value"] <= auc["high"]
+    assert test["calibration"]["ece"] == report["test"]["calibration"]["ece"]
+    assert any("public Kermany test split" in line for line in card["limitations"])
+    assert card["robustness"] == report["robustness"]["summary"]
+    assert card["normalization"].startswith(("unit:", "tf:", "per_image:"))
 
 
 def test_a_changed_model_file_is_refused(final_outcome, tmp_path):
@@ -216,6 +230,7 @@ def test_predict_gives_a_row_per_file_and_error_rows_for_bad_ones(
         shutil.copy(source, folder / source.name)
     (folder / "corrupt.jpeg").write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
     (folder / "notes.txt").write_text("not an image")
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden: skipped, and counted
     missing = tmp_path / "missing.png"
     out = tmp_path / "rows.csv"
     proc = cli(
@@ -223,6 +238,7 @@ def test_predict_gives_a_row_per_file_and_error_rows_for_bad_ones(
     )
     assert proc.returncode == 0, proc.stderr
     assert "3 of 6 files could not be read" in proc.stderr
+    assert "skipped 1 hidden file(s) or folder(s)" in proc.stderr
     with out.open(newline="") as handle:
         rows = {os.path.basename(r["path"]): r for r in csv.DictReader(handle)}
     assert len(rows) == 6
@@ -232,20 +248,60 @@ def test_predict_gives_a_row_per_file_and_error_rows_for_bad_ones(
     assert rows["notes.txt"]["error"] == "not an image file Pillow can read"
     assert rows["missing.png"]["error"] == "no such file"
     assert rows["notes.txt"]["prob_PNEUMONIA"] == ""
+    nothing = cli("predict", str(final_outcome.model_dir), str(folder / "notes.txt"), str(missing))
+    assert nothing.returncode == 2  # not one image read: an error, not a success
+    assert "error: none of the 2 files could be read as an image" in nothing.stderr
 
 
-def test_explain_writes_a_gradcam_overlay(final_outcome, mini_root, tmp_path):
+def test_explain_maps_the_predicted_class_or_the_one_asked_with_a_colour_bar(
+    final_outcome, mini_root, tmp_path
+):
     from PIL import Image
 
+    from results.predict import predict_files
+
     image = sorted((mini_root / "test" / "PNEUMONIA").iterdir())[0]
+    predicted = predict_files(final_outcome.model_dir, [image])[0]["label"]
     out = tmp_path / "cam.png"
     proc = cli("explain", str(final_outcome.model_dir), str(image), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert "Grad-CAM overlay" in proc.stdout
-    with Image.open(out) as overlay:
-        assert overlay.size == (256, 256) and overlay.mode == "RGB"
-        pixels = np.asarray(overlay).reshape(-1, 3)
+    assert f"predicted {predicted}" in proc.stdout and "threshold 0." in proc.stdout
+    assert f"Grad-CAM of {predicted}:" in proc.stdout
+    with Image.open(out) as figure:
+        assert figure.size == (800, 400)  # the image, the map and its colour bar
+        pixels = np.asarray(figure.convert("RGB")).reshape(-1, 3)
         assert len(np.unique(pixels, axis=0)) > 100
+    other = "NORMAL" if predicted == "PNEUMONIA" else "PNEUMONIA"
+    asked = cli(
+        "explain", str(final_outcome.model_dir), str(image), "--out", str(out), "--class", other
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert f"Grad-CAM of {other}:" in asked.stdout
+    wrong = cli("explain", str(final_outcome.model_dir), str(image), "--out", str(out),
+                "--class", "COVID")  # fmt: skip
+    assert wrong.returncode == 2 and "--class 'COVID': not a class" in wrong.stderr
+
+
+def test_explain_warns_when_the_map_is_flat(tmp_path, mini_root):
+    """A model whose output ignores the image gets a flat map, and says so."""
+    import keras
+
+    from results.export import export_model
+
+    inputs = keras.Input((32, 32, 1))
+    features = keras.layers.Conv2D(2, 3, kernel_initializer="zeros", name="conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    output = keras.layers.Dense(1, activation="sigmoid", bias_initializer="ones")(pooled)
+    card = {
+        "class_names": ["NORMAL", "PNEUMONIA"],
+        "input": {"size": 32, "channels": 1, "color_mode": "grayscale", "aspect": "squash"},
+        "threshold": {"value": 0.5},
+    }
+    export_model(keras.Model(inputs, output), tmp_path / "flat", card)
+    image = sorted((mini_root / "test" / "NORMAL").iterdir())[0]
+    proc = cli("explain", str(tmp_path / "flat"), str(image), "--out", str(tmp_path / "f.png"))
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: the Grad-CAM map of PNEUMONIA is flat" in proc.stderr
 
 
 def test_export_copies_the_model_and_refuses_a_non_empty_target(final_outcome, tmp_path):
@@ -258,6 +314,8 @@ def test_export_copies_the_model_and_refuses_a_non_empty_target(final_outcome, t
         "model_card.json",
         "saved_model",
     ]
+    card = json.loads((target / "model_card.json").read_text())
+    assert set(card["files"]["saved_model"]["signatures"]) == {"serve", "serve_bytes"}
     again = cli("export", str(run_dir), "--to", str(target))
     assert again.returncode == 2 and "exists and is not empty" in again.stderr
 

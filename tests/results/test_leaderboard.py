@@ -70,3 +70,34 @@ def test_render_formats(tmp_path):
         render_leaderboard(tmp_path, sort="nope")
     with pytest.raises(PneumoError, match="no leaderboard"):
         render_leaderboard(tmp_path / "missing")
+
+
+def test_json_leaderboard_is_typed_numbers_lists_and_nulls(tmp_path):
+    rows = leaderboard_rows(
+        [
+            record(
+                "12345678", [0.7, 0.9], **{"model.name": "cnn", "model.params.dense_units": [64]}
+            ),
+            record("t1", [math.nan]),
+            record("t4", [], status="failed"),
+        ],
+        "rw_auc",
+        "max",
+    )
+    write_csv_atomic(tmp_path / "leaderboard.csv", rows)
+    board = json.loads(render_leaderboard(tmp_path, top=0, fmt="json"))
+    best, nan, failed = board
+    assert best["rank"] == 1 and isinstance(best["rank"], int)
+    assert best["objective"] == 0.9 and best["best_epoch"] == 2
+    assert best["trial_id"] == "12345678"  # an id stays text even when it looks like a number
+    assert best["model.params.dense_units"] == [64] and best["model.name"] == "cnn"
+    assert nan["rank"] is None and nan["objective"] is None  # NaN: null, not "nan"
+    assert failed["auc"] is None and failed["status"] == "failed"
+
+
+def test_trials_rows_carry_each_trials_hyperparameters():
+    from results.leaderboard import trials_rows
+
+    rows = trials_rows([record("b", [0.5, 0.6], **{"model.name": "cnn", "training.lr": 0.1})])
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(r["model.name"] == "cnn" and r["training.lr"] == 0.1 for r in rows)

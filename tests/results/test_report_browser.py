@@ -95,3 +95,30 @@ def test_report_screenshot_shows_the_page(browser, final_outcome, tmp_path):
         "return document.querySelector('.headline').getBoundingClientRect().top;"
     )
     assert 0 < headline < 300  # the test metrics are at the top of the first screen
+
+
+def test_report_renders_the_model_card_and_fits_700_px_without_overflow(
+    browser, final_outcome, tmp_path
+):
+    from PIL import Image
+
+    browser.set_window_size(700, 1400)
+    try:
+        browser.get((final_outcome.folder / "report.html").as_uri())
+        width, viewport = browser.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth];"
+        )
+        shot = tmp_path / "report-700.png"
+        assert browser.save_screenshot(str(shot))
+        text = browser.execute_script("return document.body.innerText;")
+    finally:
+        browser.set_window_size(1200, 2400)
+    assert width <= viewport, f"the page is {width} px wide in a {viewport} px window"
+    with Image.open(shot) as image:
+        assert image.width <= 700
+    card = final_outcome.report["model_card"]
+    assert "Model card" in text and "Intended use." in text and card["intended_use"] in text
+    assert "Known limitations." in text and "PPV" in text and "prevalence" in text
+    assert "rw_auc (recall-weighted AUC) = (1 - w) x ROC AUC" in text
+    assert "Expected calibration error (ECE" in text
+    assert card["files"]["saved_model"]["sha256"] in text

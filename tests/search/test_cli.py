@@ -48,8 +48,10 @@ def test_bad_experiments_fail_in_one_line_before_launch(mini_root, tmp_path, cha
             data[key] = {**data[key], **value}
         else:
             data[key] = value
-    line = one_line_error(cli("run", str(write_experiment(tmp_path / "bad.yaml", data))))
+    proc = cli("run", str(write_experiment(tmp_path / "bad.yaml", data)))
+    line = one_line_error(proc)
     assert fragment in line
+    assert "runs in" not in proc.stdout  # no word of a run folder that is never made
     assert not (tmp_path / "runs" / "bad" / "tuner.pkl").exists()
 
 

@@ -1,0 +1,96 @@
+"""The report's model-card section and its definitions (what rw_auc and the board's
+sensitivity mean), rendered from the exported card itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from results.html_parts import esc, fmt, interval, table
+
+__all__ = ["RW_AUC_DEFINITION", "definitions", "section_card"]
+
+RW_AUC_DEFINITION = (
+    "rw_auc (recall-weighted AUC) = (1 - w) x ROC AUC + w x the standardized partial AUC over "
+    "the region where sensitivity is at least tau (w = {w:g}, tau = {tau:g} here): it rewards "
+    "ranking well overall and, above all, where missed pneumonia is rare."
+)
+
+
+def definitions(report: dict[str, Any]) -> str:
+    """One paragraph: what rw_auc is, and at which threshold each table's rates are."""
+    objective = report.get("config", {}).get("final_model", {}).get("objective", {})
+    text = RW_AUC_DEFINITION.format(w=objective.get("w", 0.5), tau=objective.get("tau", 0.9))
+    return (
+        f'<p class="note"><b>Definitions.</b> {esc(text)} The search\'s leaderboard (and its '
+        "sensitivity and specificity columns) scores each trial on validation at threshold "
+        "0.5; this report's test figures are at the operating threshold chosen on "
+        "validation.</p>"
+    )
+
+
+def section_card(report: dict[str, Any]) -> str:
+    """The exported model card for a clinical reader: use, data, prevalence, limitations."""
+    card = report.get("model_card")
+    if not card:
+        return ""
+    test = card.get("test", {})
+    metrics = test.get("metrics_with_95_intervals", {})
+    results = [
+        [name, m.get("value"), interval(m)]
+        for name, m in metrics.items()
+        if name in ("auc", "sensitivity", "specificity", "ppv", "npv", "accuracy")
+    ]
+    prevalence = [
+        [f"{row['prevalence']:.0%}", row["ppv"], row["npv"]]
+        for row in test.get("ppv_npv_by_prevalence", [])
+    ]
+    calibration = test.get("calibration", {})
+    brier = calibration.get("brier_interval") or {}
+    files = card.get("files", {})
+    saved = files.get("saved_model", {})
+    hashes = [["model.keras", files.get("model.keras", {}).get("sha256", "")]]
+    hashes.append(["saved_model/ (all files)", saved.get("sha256", "")])
+    robustness = card.get("robustness") or {}
+    threshold = card.get("threshold", {})
+    serving = card.get("serving", {})
+    data = card.get("training_data", {})
+    parts = [
+        '<h2 id="model-card">Model card</h2>',
+        '<p class="note">As exported in <code>model/model_card.json</code> '
+        f"({esc(card.get('name'))}).</p>",
+        f"<p><b>Intended use.</b> {esc(card.get('intended_use', ''))}</p>",
+        "<p><b>Out of scope.</b></p><ul>"
+        + "".join(f"<li>{esc(item)}</li>" for item in card.get("out_of_scope", []))
+        + "</ul>",
+        f"<p><b>Training data.</b> {esc(data.get('provenance', ''))}. Split "
+        f"{esc(data.get('files', {}).get('split', ''))}; fingerprint "
+        f"<code>{esc(str(data.get('fingerprint', ''))[:16])}</code>.</p>",
+        f"<p><b>Test split.</b> {test.get('images')} images, {test.get('positives')} positive "
+        f"(prevalence {fmt(test.get('prevalence'))}); threshold {fmt(threshold.get('value'))} "
+        f"({esc(threshold.get('chosen_by', ''))}).</p>",
+        table(["metric", "value", "95% interval"], results),
+        f"<p>{esc(test.get('ppv_npv_note', ''))}.</p>",
+        table(["prevalence", "PPV", "NPV"], prevalence),
+        f"<p><b>Calibration.</b> ECE {fmt(calibration.get('ece'))}, Brier "
+        f"{fmt(calibration.get('brier'))} "
+        f"[{fmt(brier.get('low'))} – {fmt(brier.get('high'))}].</p>",
+    ]
+    if robustness:
+        parts.append(
+            f"<p><b>Robustness.</b> Under the shift suite: mean rw_auc "
+            f"{fmt(robustness.get('mean_rw_auc'))}, worst {fmt(robustness.get('worst_rw_auc'))} "
+            f"({esc(robustness.get('worst', ''))}).</p>"
+        )
+    parts += [
+        "<p><b>Known limitations.</b></p><ul>"
+        + "".join(f"<li>{esc(item)}</li>" for item in card.get("limitations", []))
+        + "</ul>",
+        "<p><b>Input and preprocessing.</b> "
+        f"{esc(card.get('input', {}).get('preprocessing', ''))} "
+        f"Normalization: {esc(card.get('normalization', ''))}.</p>",
+        "<p><b>Serving</b> (the <code>serve_bytes</code> signature takes encoded files):</p>",
+        f"<pre>{esc(serving.get('python', ''))}</pre>",
+        f"<pre>{esc(serving.get('tf_serving', ''))}\n{esc(serving.get('curl', ''))}</pre>",
+        table(["artifact", "sha256"], hashes),
+    ]
+    return "\n".join(parts)

@@ -101,6 +101,43 @@ def score_exported(
     return ExportedScores(val, test, outside, thresholds)
 
 
+def temperature_scaling(
+    val_labels: np.ndarray,
+    val_probs: np.ndarray,
+    test_labels: np.ndarray,
+    test_probs: np.ndarray,
+    seed: int,
+) -> dict[str, Any]:
+    """Temperature scaling fitted on validation, and calibration before and after it.
+
+    Reported only: the exported model's probabilities are not changed (the temperature
+    keeps the images' order, so AUC and the decisions at the threshold stay the same).
+    """
+    from pneumo_core.calibration import apply_temperature, fit_temperature, log_loss
+
+    temperature = fit_temperature(val_labels, val_probs)
+    val_after = apply_temperature(val_probs, temperature)
+    test_after = apply_temperature(test_probs, temperature)
+    before, after = (calibration(test_labels, p, seed=seed) for p in (test_probs, test_after))
+    return {
+        "temperature": temperature,
+        "fitted_on": "validation",
+        "validation_log_loss": {
+            "before": log_loss(val_labels, val_probs),
+            "after": log_loss(val_labels, val_after),
+        },
+        "test": {
+            "ece": {"before": before["ece"], "after": after["ece"]},
+            "brier": {"before": before["brier"], "after": after["brier"]},
+            "log_loss": {
+                "before": log_loss(test_labels, test_probs),
+                "after": log_loss(test_labels, test_after),
+            },
+        },
+        "applied_to_the_exported_model": False,
+    }
+
+
 def assemble_report(
     *,
     run_dir: Path,
@@ -191,7 +228,12 @@ def assemble_report(
         "test": {
             **test_eval,
             "curves": curves(test_labels, scores.test),
-            "calibration": calibration(test_labels, scores.test, seed=seed),
+            "calibration": {
+                **calibration(test_labels, scores.test, seed=seed),
+                "temperature_scaling": temperature_scaling(
+                    val_labels, scores.val, test_labels, scores.test, seed
+                ),
+            },
             "subgroups": subgroup_evaluation(test_labels, scores.test, groups, operating),
         },
         "predictions": dict(PREDICTION_FILES),

@@ -147,7 +147,26 @@ def _calibration_note(calibration: dict[str, Any]) -> str:
             " The curve sits off the diagonal: read the probabilities as scores that rank "
             "images, not as risks; the operating threshold is what was validated."
         )
-    return f'<p class="note">{esc(text)}</p>'
+    note = f'<p class="note">{esc(text)}</p>'
+    scaling = calibration.get("temperature_scaling")
+    if not scaling:
+        return note
+    test = scaling["test"]
+    rows = [
+        ["validation log loss", scaling["validation_log_loss"]["before"],
+         scaling["validation_log_loss"]["after"]],
+        ["test log loss", test["log_loss"]["before"], test["log_loss"]["after"]],
+        ["test ECE", test["ece"]["before"], test["ece"]["after"]],
+        ["test Brier", test["brier"]["before"], test["brier"]["after"]],
+    ]  # fmt: skip
+    return "\n".join(
+        [
+            note,
+            f"<h3>Temperature scaling (T = {fmt(scaling['temperature'])}, fitted on "
+            "validation; reported, not applied to the exported model)</h3>",
+            table(["", "before", "after"], rows),
+        ]
+    )
 
 
 def _section_ensemble(report: dict[str, Any]) -> str:

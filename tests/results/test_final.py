@@ -207,6 +207,10 @@ def test_model_card_describes_the_model(final_outcome):
     assert any("public Kermany test split" in line for line in card["limitations"])
     assert card["robustness"] == report["robustness"]["summary"]
     assert card["normalization"].startswith(("unit:", "tf:", "per_image:"))
+    scaling = report["test"]["calibration"]["temperature_scaling"]
+    assert scaling["temperature"] > 0 and scaling["fitted_on"] == "validation"
+    loss = scaling["validation_log_loss"]
+    assert loss["after"] <= loss["before"] + 1e-9  # fitted there: never worse there
 
 
 def test_a_changed_model_file_is_refused(final_outcome, tmp_path):

@@ -1,0 +1,67 @@
+"""Family-out folds and temperature scaling (issue 16's groundwork)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pneumo_core.calibration import apply_temperature, fit_temperature, log_loss
+from pneumo_core.data.families import acquisition_family, family_folds
+from pneumo_core.metrics import roc_auc
+
+
+def kermany_like():
+    """File names, patients and labels like Kermany's, with one person in two families."""
+    rows = []
+    for p in range(6):
+        rows += [(f"train/NORMAL/IM-{p:04d}-000{k}.jpeg", f"IM-{p:04d}", 0) for k in (1, 2)]
+        rows.append((f"train/NORMAL/NORMAL2-IM-{p:04d}-0001.jpeg", f"NORMAL2-IM-{p:04d}", 0))
+        rows.append((f"train/PNEUMONIA/person{p}_bacteria_{p}.jpeg", f"person{p}", 1))
+        rows.append((f"train/PNEUMONIA/person{p + 10}_virus_{p}.jpeg", f"person{p + 10}", 1))
+    rows.append(("train/PNEUMONIA/person3_virus_99.jpeg", "person3", 1))  # also has bacteria
+    pool = list(range(len(rows)))
+    for p in range(3):  # the validation split: other patients
+        rows.append((f"val/NORMAL/IM-{90 + p:04d}-0001.jpeg", f"IM-{90 + p:04d}", 0))
+        rows.append((f"val/PNEUMONIA/person{90 + p}_virus_1.jpeg", f"person{90 + p}", 1))
+    reference = list(range(len(pool), len(rows)))
+    relpaths, patients, labels = (list(column) for column in zip(*rows))
+    return relpaths, patients, labels, pool, reference
+
+
+def test_families_come_from_file_names():
+    assert acquisition_family("train/NORMAL/NORMAL2-IM-1427-0001.jpeg") == "NORMAL2-IM"
+    assert acquisition_family("train/NORMAL/IM-0115-0001.jpeg") == "IM"
+    assert acquisition_family("test/PNEUMONIA/person1_bacteria_1.jpeg") == "bacteria"
+    assert acquisition_family("person1_virus_6.jpeg") == "virus"
+    assert acquisition_family("scan.png") == "other"
+
+
+def test_every_family_is_held_out_once_and_no_patient_is_on_both_sides():
+    relpaths, patients, labels, pool, reference = kermany_like()
+    folds = family_folds(relpaths, patients, labels, pool, reference)
+    assert [f.family for f in folds] == ["NORMAL2-IM", "IM", "bacteria", "virus"]
+    for fold in folds:
+        train_patients = {patients[i] for i in fold.train}
+        val_patients = {patients[i] for i in fold.val}
+        assert not train_patients & val_patients, fold.family
+        assert fold.family not in {acquisition_family(relpaths[i]) for i in fold.train}
+        assert set(np.asarray(labels)[fold.val]) == {0, 1}  # both classes to rank
+        held = [i for i in fold.val if i in pool]
+        assert {acquisition_family(relpaths[i]) for i in held} == {fold.family}
+    bacteria = next(f for f in folds if f.family == "bacteria")
+    # person3 has a virus image too: it leaves training with its bacteria image
+    assert "train/PNEUMONIA/person3_virus_99.jpeg" not in {relpaths[i] for i in bacteria.train}
+
+
+def test_temperature_scaling_lowers_validation_log_loss_and_keeps_the_order():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    logits = (labels * 2 - 1) * 1.0 + rng.normal(0, 1.2, 400)
+    overconfident = 1 / (1 + np.exp(-4.0 * logits))  # a model four times too sure
+    temperature = fit_temperature(labels, overconfident)
+    calibrated = apply_temperature(overconfident, temperature)
+    assert temperature > 1.5  # an overconfident model is softened
+    assert log_loss(labels, calibrated) < log_loss(labels, overconfident) - 0.1
+    assert roc_auc(labels, calibrated) == pytest.approx(roc_auc(labels, overconfident))
+    np.testing.assert_allclose(apply_temperature(overconfident, 1.0), overconfident, atol=1e-6)
+    assert fit_temperature([1, 1, 1], [0.2, 0.9, 0.6]) == 1.0  # one class: nothing to fit

@@ -107,18 +107,20 @@ def temperature_scaling(
     test_labels: np.ndarray,
     test_probs: np.ndarray,
     seed: int,
+    before: dict[str, Any],
 ) -> dict[str, Any]:
     """Temperature scaling fitted on validation, and calibration before and after it.
 
     Reported only: the exported model's probabilities are not changed (the temperature
     keeps the images' order, so AUC and the decisions at the threshold stay the same).
+    ``before`` is the test split's :func:`results.evaluation.calibration`, computed already.
     """
     from pneumo_core.calibration import apply_temperature, fit_temperature, log_loss
 
     temperature = fit_temperature(val_labels, val_probs)
     val_after = apply_temperature(val_probs, temperature)
     test_after = apply_temperature(test_probs, temperature)
-    before, after = (calibration(test_labels, p, seed=seed) for p in (test_probs, test_after))
+    after = calibration(test_labels, test_after, seed=seed)
     return {
         "temperature": temperature,
         "fitted_on": "validation",
@@ -189,6 +191,7 @@ def assemble_report(
     val_labels = data.labels[data.splits["val"]]
     test_labels = data.labels[data.splits["test"]]
     test_eval = evaluate(test_labels, scores.test)
+    test_calibration = calibration(test_labels, scores.test, seed=seed)
     groups = [subgroup_of(data.relpaths[i], int(data.labels[i])) for i in data.splits["test"]]
     report: dict[str, Any] = {
         "report_version": 1,
@@ -229,9 +232,9 @@ def assemble_report(
             **test_eval,
             "curves": curves(test_labels, scores.test),
             "calibration": {
-                **calibration(test_labels, scores.test, seed=seed),
+                **test_calibration,
                 "temperature_scaling": temperature_scaling(
-                    val_labels, scores.val, test_labels, scores.test, seed
+                    val_labels, scores.val, test_labels, scores.test, seed, test_calibration
                 ),
             },
             "subgroups": subgroup_evaluation(test_labels, scores.test, groups, operating),

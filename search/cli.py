@@ -155,14 +155,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from results.predict import predict_files, predictions_csv, walk_inputs
 
-    rows = predict_files(args.model_dir, args.inputs, batch_size=args.batch_size)
+    files, hidden = walk_inputs(args.inputs)  # walked once: the files and the hidden count
+    rows = predict_files(args.model_dir, files, batch_size=args.batch_size)
     text = predictions_csv(rows, args.csv)
     errors = sum(row["status"] != "ok" for row in rows)
     if args.csv:
         print(f"{len(rows)} files, {errors} errors: {args.csv}")
     else:
         print(text, end="")
-    hidden = walk_inputs(args.inputs)[1]
     if hidden:
         print(f"pneumo-search: skipped {hidden} hidden file(s) or folder(s)", file=sys.stderr)
     if errors == len(rows):

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,9 @@ class RayStartCluster:
             **os.environ,
             "PNEUMO_TEST_MARKER": marker,
             "RAY_AUTH_MODE": "token",
+            # `ray start` does not create a token (ray.init does): without one in
+            # ~/.ray/auth_token it refuses to start, so each cluster gets its own
+            "RAY_AUTH_TOKEN": os.environ.get("RAY_AUTH_TOKEN") or uuid.uuid4().hex,
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "RAY_USAGE_STATS_ENABLED": "0",
         }

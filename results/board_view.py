@@ -13,7 +13,8 @@ from results.leaderboard import LEADERBOARD_FILE, read_csv_rows, typed_row
 __all__ = ["render_leaderboard"]
 
 TABLE_COLUMNS = (
-    "rank", "trial_id", "status", "objective", "auc", "sensitivity", "specificity",
+    "rank", "trial_id", "status", "objective", "objective_low", "objective_high",
+    "tied_with_best", "auc", "sensitivity", "specificity",
     "best_epoch", "epochs_run", "wall_time_s", "model.name",
 )  # fmt: skip
 
@@ -60,7 +61,15 @@ def render_leaderboard(
     return "\n".join(lines)
 
 
-FLOAT_COLUMNS = {"objective", "auc", "sensitivity", "specificity", "wall_time_s"}
+FLOAT_COLUMNS = {
+    "objective",
+    "objective_low",
+    "objective_high",
+    "auc",
+    "sensitivity",
+    "specificity",
+    "wall_time_s",
+}
 
 
 def _sort_key(value: str):

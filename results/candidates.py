@@ -79,8 +79,8 @@ def retrain(
     Args:
         record: What the search handed over (its seed and base configuration).
         rows: Leaderboard rows (:func:`ranked_candidates`).
-        options: ``seeds``, ``epochs`` (0 = the experiment's) and ``ensemble`` (how many
-            models stay in memory for an ensemble).
+        options: ``seeds``, ``epochs`` (0 = the experiment's), ``image_size`` (None = the
+            experiment's) and ``ensemble`` (how many models stay in memory).
         log: Where progress lines go.
 
     Returns:
@@ -103,6 +103,9 @@ def retrain(
             if options.epochs:
                 training = dataclasses.replace(config.training, epochs=options.epochs)
                 config = dataclasses.replace(config, training=training)
+            if options.image_size:
+                data_config = dataclasses.replace(config.data, image_size=options.image_size)
+                config = dataclasses.replace(config, data=data_config)
             if config.data not in prepared:
                 prepared[config.data] = prepare_data(config.data)
             data = prepared[config.data]
@@ -112,7 +115,7 @@ def retrain(
                     f"has {data.num_classes}: {', '.join(data.class_names)}"
                 )
             result = train_model(config, data)
-            metric = config.objective.key
+            metric = config.objective.model_key
             value = result.best_metrics.get(metric, float("nan"))
             log(
                 f"retrain {len(runs) + 1}/{total}: trial {row['trial_id']} seed {seed}: "
@@ -120,6 +123,8 @@ def retrain(
                 f"validation {metric} {value:.4f} ({result.seconds:.0f} s)"
             )
             runs.append(Retrained(row["trial_id"], seed, config, data, result, value))
+            if options.select != "objective" or options.greedy:
+                continue  # a rule other than the objective may choose any of them
             keep = kept_runs(runs, options.ensemble)
             for run in runs:
                 if all(run is not k for k in keep):

@@ -33,7 +33,6 @@ from typing import Any
 
 from results.candidates import (
     Retrained,
-    best_run,
     ranked_candidates,
     retrain,
 )
@@ -44,6 +43,7 @@ from results.ensemble import (
     ensemble_members,
     side_by_side,
 )
+from results.family_check import families_on_test, held_out_families
 from results.final_options import FinalOptions
 from results.final_report import (
     PREDICTION_FILES,
@@ -53,8 +53,10 @@ from results.final_report import (
     score_exported,
     write_predictions,
 )
+from results.label_audit import label_audit
 from results.leaderboard import read_csv_rows
 from results.run_folder import FINAL_DIR, LEADERBOARD_FILE, SearchRecord
+from results.selection import select_run
 
 __all__ = [
     "FINAL_DIR",
@@ -120,6 +122,12 @@ class FinalOutcome:
                 f"  under shifts: mean rw_auc {summary['mean_rw_auc']:.4f}, "
                 f"worst {summary['worst_rw_auc']:.4f} ({summary['worst']})"
             )
+        held_out = (report.get("families") or {}).get("held_out")
+        if held_out:
+            lines.append(
+                f"families held out of training: worst rw_auc {held_out['worst_rw_auc']:.4f}, "
+                f"mean {held_out['mean_rw_auc']:.4f}"
+            )
         lines.append(f"report: {self.folder / REPORT_HTML} (and {REPORT_JSON})")
         lines.append(f"model: {self.model_dir}")
         return lines
@@ -174,7 +182,7 @@ def final_stage(
     board = read_csv_rows(run_dir / LEADERBOARD_FILE)
     rows = ranked_candidates(run_dir, board, max(options.top, options.ensemble))
     runs = retrain(record, rows, options, log)
-    chosen = best_run(runs)
+    chosen, selection = select_run(runs, options.select, record.seed, log)
     external = _external_set(chosen, log)
     exported = _exported_model(runs, chosen, external, options, record.seed, log)
     scores = score_exported(
@@ -187,6 +195,11 @@ def final_stage(
     target = options.target_sensitivity
     log(f"threshold {scores.operating:.4f} (validation sensitivity >= {target:g})")
     robustness = _robustness(exported.model, chosen, scores.operating, record.seed, options, log)
+    families = {
+        "test": families_on_test(chosen.data, scores.test, scores.operating),
+        "held_out": selection.get("held_out", {}).get(selection["chosen"])
+        or (held_out_families(chosen, log) if options.family_check else None),
+    }
     report = assemble_report(
         run_dir=run_dir,
         record=record,
@@ -200,8 +213,12 @@ def final_stage(
         comparison=exported.comparison,
         robustness=robustness,
     )
+    report["families"] = families
+    report["selection"] = {k: v for k, v in selection.items() if k != "held_out"}
     with _staged(run_dir / FINAL_DIR) as folder:
         _write_outputs(folder, exported, chosen, scores, report, record, options)
+        if options.label_audit:
+            report["label_audit"] = label_audit(chosen, options.label_audit, folder, 12, log)
         report["seconds"] = round(time.perf_counter() - start, 1)
         report = _write_report(folder, report)
     return FinalOutcome(run_dir / FINAL_DIR, report)
@@ -227,7 +244,7 @@ def _exported_model(
     log: Callable[[str], None],
 ) -> ExportedModel:
     """The single model or the ensemble (with TTA), compared side by side when several."""
-    members = ensemble_members(runs, chosen, options.ensemble, log)
+    members = ensemble_members(runs, chosen, options.ensemble, log, greedy=options.greedy)
     candidates = candidate_models(members, [m.result.model for m in members], options.tta)
     if len(members) > 1:
         log(f"ensemble of {len(members)}: " + ", ".join(m.trial_id for m in members))

@@ -18,6 +18,8 @@ class FinalOptions:
         seeds: Seeds per configuration.
         target_sensitivity: Sensitivity the operating threshold must reach on validation.
         epochs: Epoch budget of each retraining (default: the search's trial budget).
+        image_size: Resolution of the retrainings (default: the search's): search cheaply
+            at a low resolution, retrain the finalists at a higher one.
         n_boot: Bootstrap resamples for the AUC-type intervals.
         gallery: Worst false negatives and worst false positives shown (each).
         robustness: Re-score the test split under the robustness suite's shifts
@@ -25,6 +27,18 @@ class FinalOptions:
         ensemble: 0 for a single model, or K >= 2: the K best retrained configurations
             that differ (each its best seed) become one model averaging their probabilities;
             it is thresholded, tested, reported beside its members and exported.
+        greedy: With ``ensemble``, choose the members by Caruana's greedy selection on
+            validation (with replacement, up to ``ensemble`` picks, from the ``top``
+            retrained candidates) instead of the K best.
+        label_audit: 0 (off), or K >= 2: the label-noise audit (:mod:`results.label_audit`)
+            with K out-of-fold retrainings of the chosen configuration over the train split.
+        family_check: Also retrain the chosen configuration once per acquisition family
+            held out of training and score it on that family (:mod:`results.family_check`;
+            about 3 more retrainings).
+        select: How the kept model is chosen among the retrained candidates tied with the
+            best within its validation interval (:mod:`results.selection`): ``objective``
+            (the best on validation), ``simplest`` (fewest parameters: the
+            one-standard-error rule) or ``family`` (best worst held-out family).
         tta: Test-time augmentation: the exported model (single or ensemble) also averages
             over :data:`TTA_VIEWS`; reported beside the model without it.
     """
@@ -33,11 +47,16 @@ class FinalOptions:
     seeds: int = 1
     target_sensitivity: float = 0.95
     epochs: int | None = None
+    image_size: int | None = None
     n_boot: int = 1000
     gallery: int = 6
     robustness: bool = True
     ensemble: int = 0
     tta: bool = False
+    family_check: bool = False
+    greedy: bool = False
+    label_audit: int = 0
+    select: str = "objective"
 
     def __post_init__(self) -> None:
         require(self.ensemble == 0 or self.ensemble >= 2, "--ensemble", "must be 0 or >= 2")
@@ -45,5 +64,18 @@ class FinalOptions:
         require(self.seeds >= 1, "--seeds", "must be >= 1")
         require(0 < self.target_sensitivity <= 1, "--target-sensitivity", "must be in (0, 1]")
         require(self.epochs is None or self.epochs >= 1, "--epochs", "must be >= 1")
+        require(
+            self.image_size is None or 16 <= self.image_size <= 1024,
+            "--image-size",
+            "must be between 16 and 1024",
+        )
+        require(
+            self.label_audit == 0 or self.label_audit >= 2, "--label-audit", "must be 0 or >= 2"
+        )
         require(self.n_boot >= 50, "n_boot", "must be >= 50")
         require(self.gallery >= 0, "gallery", "must be >= 0")
+        require(
+            self.select in ("objective", "simplest", "family"),
+            "--select",
+            "must be objective, simplest or family",
+        )

@@ -129,6 +129,7 @@ def temperature_scaling(
             "after": log_loss(val_labels, val_after),
         },
         "test": {
+            "bins_after": after["bins"],
             "ece": {"before": before["ece"], "after": after["ece"]},
             "brier": {"before": before["brier"], "after": after["brier"]},
             "log_loss": {
@@ -202,7 +203,7 @@ def assemble_report(
         "search": search_summary,
         "final": {
             "options": dataclasses.asdict(options),
-            "objective": objective.key,
+            "objective": objective.model_key,
             "mode": objective.mode,
             "runs": [
                 {

@@ -1,13 +1,17 @@
 """The leaderboard of a search: one row per trial, ranked by the objective.
 
 ``leaderboard.csv`` columns: ``rank``, ``trial_id``, ``status`` (``completed``,
-``stopped_early``, ``failed``, ``running``), ``stop_reason``, the ``objective`` value and
-every validation metric at the trial's best epoch, ``best_epoch``, ``epochs_run``,
-``wall_time_s``, ``param_count``, ``attempts`` (1 + retries), ``error``, ``node_id`` (the
-Ray node of its last epoch), then every hyperparameter as its own column (dotted
-configuration keys such as ``training.learning_rate``). ``trials.csv`` holds one row per
-trial and epoch. Both are rewritten atomically (write a temporary file, rename), so a reader
-never sees a half-written file; leaderboard updates read, merge and write under a lock file
+``stopped_early``, ``failed``, ``running``), ``stop_reason``, the ``objective`` value,
+``objective_low`` and ``objective_high`` (its 95% bootstrap interval on validation at that
+epoch), ``tied_with_best`` (``yes`` when the objective lies inside the best trial's
+interval: a tie within noise) and every validation metric at the trial's best epoch (with a
+family-out objective: their mean over the folds, and ``family_<family>_<metric>`` for each
+held-out family), ``best_epoch``, ``epochs_run``, ``wall_time_s``, ``param_count``,
+``attempts`` (1 + retries), ``error``, ``node_id`` (the Ray node of its last epoch), then
+every hyperparameter as its own column (dotted configuration keys such as
+``training.learning_rate``). ``trials.csv`` holds one row per trial and epoch. Both are
+rewritten atomically (write a temporary file, rename), so a reader never sees a half-written
+file; leaderboard updates read, merge and write under a lock file
 (``.leaderboard.csv.lock``), so several writing processes lose no row.
 """
 
@@ -123,9 +127,14 @@ def leaderboard_rows(
             "status": record.status,
             "stop_reason": record.stop_reason,
             "objective": best[f"val_{objective}"] if best else math.nan,
+            "objective_low": (best or {}).get(f"val_{objective}_low", math.nan),
+            "objective_high": (best or {}).get(f"val_{objective}_high", math.nan),
+            "tied_with_best": "",
         }
         for name in METRIC_NAMES:
             row[name] = best.get(f"val_{name}", math.nan) if best else math.nan
+        # a family-out objective: each held-out family's score at that epoch
+        row.update({k[4:]: v for k, v in (best or {}).items() if k.startswith("val_family_")})
         row["best_epoch"] = int(best["epoch"]) if best else 0
         row["epochs_run"] = len(record.history)
         row["wall_time_s"] = round(record.wall_time_s, 2)
@@ -202,7 +211,31 @@ def rank_rows(rows: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
         if is_finite(row["objective"]):
             rank += 1
             row["rank"] = rank
+    mark_ties(rows, mode)
     return rows
+
+
+def mark_ties(rows: list[dict[str, Any]], mode: str) -> None:
+    """Sets ``tied_with_best`` on ranked rows, in place: ``yes`` where the objective lies
+    inside the best trial's validation interval (the difference is within the noise of
+    the validation split), ``no`` outside it, empty when the best has no interval.
+
+    Args:
+        rows: Ranked rows, best first (:func:`rank_rows`).
+        mode: ``max`` or ``min``.
+    """
+    ranked = [row for row in rows if row.get("rank") not in ("", None)]
+    for row in rows:
+        row["tied_with_best"] = ""
+    if not ranked:
+        return
+    bound = ranked[0].get("objective_low" if mode == "max" else "objective_high")
+    if not is_finite(bound):
+        return
+    for row in ranked:
+        value = float(row["objective"])
+        inside = value >= float(bound) if mode == "max" else value <= float(bound)
+        row["tied_with_best"] = "yes" if inside else "no"
 
 
 @contextlib.contextmanager

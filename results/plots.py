@@ -86,10 +86,14 @@ def pr_plot(pr: dict[str, Any], point: tuple[float, float]) -> bytes:
 
 
 def calibration_plot(
-    bins: Sequence[dict[str, Any]], brier: float, ece: float | None = None
+    bins: Sequence[dict[str, Any]],
+    brier: float,
+    ece: float | None = None,
+    after: tuple[Sequence[dict[str, Any]], float, float] | None = None,
 ) -> bytes:
     """Reliability diagram: mean predicted probability vs observed positive rate per bin,
-    each point labelled with its image count."""
+    each point labelled with its image count; with ``after`` (bins, ECE, temperature),
+    the same after temperature scaling beside it."""
     figure, axis = plt.subplots(figsize=_SIZE)
     axis.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="perfect")
     xs = [b["mean_predicted"] for b in bins]
@@ -99,6 +103,14 @@ def calibration_plot(
     for x, y, b in zip(xs, ys, bins):
         axis.annotate(
             f"n={b['count']}", (x, y), textcoords="offset points", xytext=(4, -11), fontsize=7
+        )
+    if after is not None:
+        after_bins, after_ece, temperature = after
+        axis.plot(
+            [b["mean_predicted"] for b in after_bins],
+            [b["observed_positive"] for b in after_bins],
+            "s--",
+            label=f"after temperature {temperature:.2f} (ECE {after_ece:.3f})",
         )
     axis.set(xlabel="mean predicted probability", ylabel="observed positive rate")
     axis.set(xlim=(0, 1), ylim=(0, 1.05))

@@ -13,7 +13,10 @@ import yaml
 
 from results import plots
 from results.html_parts import CSS, esc, fmt, img, interval, table
+from results.report_audit import section_label_audit
+from results.report_calibration import after_scaling, calibration_note
 from results.report_card import definitions, section_card
+from results.report_families import section_families, section_selection
 
 __all__ = ["render_html", "write_report"]
 
@@ -37,6 +40,7 @@ def make_figures(report: dict[str, Any]) -> dict[str, bytes]:
             test["calibration"]["bins"],
             test["calibration"]["brier"],
             test["calibration"].get("ece"),
+            after=after_scaling(test["calibration"]),
         ),
         "training": plots.training_plot(report["final"]["history"], report["final"]["objective"]),
     }
@@ -120,9 +124,13 @@ def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
         img(figures["confusion"], "confusion matrix", "Confusion matrix (test)"),
         img(figures["roc"], "ROC curve", "ROC curve with the operating point"),
         img(figures["pr"], "precision-recall curve", "Precision-recall curve"),
-        img(figures["calibration"], "calibration curve", "Calibration (reliability, n per bin)"),
+        img(
+            figures["calibration"],
+            "calibration curve",
+            "Calibration (reliability, n per bin; dashed: after temperature scaling)",
+        ),
         "</div>",
-        _calibration_note(test["calibration"]),
+        calibration_note(test["calibration"]),
     ]
     if subgroups:
         parts += [
@@ -133,40 +141,6 @@ def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
             ),
         ]
     return "\n".join(parts)
-
-
-def _calibration_note(calibration: dict[str, Any]) -> str:
-    ece, brier = calibration.get("ece"), calibration.get("brier")
-    span = calibration.get("brier_interval") or {}
-    text = (
-        f"Expected calibration error (ECE, count-weighted gap over the bins) {fmt(ece)}; "
-        f"Brier {fmt(brier)} [{fmt(span.get('low'))} – {fmt(span.get('high'))}]."
-    )
-    if ece is not None and ece > 0.05:
-        text += (
-            " The curve sits off the diagonal: read the probabilities as scores that rank "
-            "images, not as risks; the operating threshold is what was validated."
-        )
-    note = f'<p class="note">{esc(text)}</p>'
-    scaling = calibration.get("temperature_scaling")
-    if not scaling:
-        return note
-    test = scaling["test"]
-    rows = [
-        ["validation log loss", scaling["validation_log_loss"]["before"],
-         scaling["validation_log_loss"]["after"]],
-        ["test log loss", test["log_loss"]["before"], test["log_loss"]["after"]],
-        ["test ECE", test["ece"]["before"], test["ece"]["after"]],
-        ["test Brier", test["brier"]["before"], test["brier"]["after"]],
-    ]  # fmt: skip
-    return "\n".join(
-        [
-            note,
-            f"<h3>Temperature scaling (T = {fmt(scaling['temperature'])}, fitted on "
-            "validation; reported, not applied to the exported model)</h3>",
-            table(["", "before", "after"], rows),
-        ]
-    )
 
 
 def _section_ensemble(report: dict[str, Any]) -> str:
@@ -494,8 +468,11 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes], folder: Path)
         _section_test(report, figures),
         _section_ensemble(report),
         _section_external(report),
+        section_families(report),
+        section_selection(report),
         _section_robustness(report, figures),
         _section_gallery(report, folder),
+        section_label_audit(report, folder),
         _section_model(report, figures),
         _section_search(report, figures),
         section_card(report),

@@ -133,9 +133,14 @@ def _cmd_final(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         target_sensitivity=args.target_sensitivity,
         epochs=args.epochs,
+        image_size=args.image_size,
         robustness=args.robustness,
         ensemble=args.ensemble,
         tta=args.tta,
+        family_check=args.family_check,
+        select=args.select,
+        greedy=args.greedy,
+        label_audit=args.label_audit,
     )
     _quiet_tensorflow()
     outcome = run_final(args.run_dir, options)
@@ -272,6 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     final.add_argument("--epochs", type=int, help="epochs per retraining (default: the trials')")
     final.add_argument(
+        "--image-size",
+        type=int,
+        help="resolution of the retrainings (default: the search's; e.g. search at 64-128 "
+        "px, retrain at 160-224)",
+    )
+    final.add_argument(
         "--ensemble",
         type=int,
         default=0,
@@ -282,6 +293,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--tta",
         action="store_true",
         help="test-time augmentation: also average over the image shifted 4%% each way",
+    )
+    final.add_argument(
+        "--label-audit",
+        type=int,
+        default=0,
+        metavar="K",
+        help="flag train images whose label K out-of-fold models doubt (cleanlab); writes "
+        "final/label_issues.csv (train without them: data.train_exclude)",
+    )
+    final.add_argument(
+        "--greedy",
+        action="store_true",
+        help="with --ensemble K: choose members by greedy selection on validation (Caruana; "
+        "with replacement, up to K picks from the --top retrained candidates)",
+    )
+    final.add_argument(
+        "--select",
+        choices=["objective", "simplest", "family"],
+        default="objective",
+        help="among retrained candidates tied with the best within its validation interval, "
+        "keep the best on validation (default), the fewest parameters, or the best worst "
+        "held-out family (retrains each tied one per family)",
+    )
+    final.add_argument(
+        "--family-check",
+        action="store_true",
+        help="also retrain the chosen configuration once per acquisition family held out "
+        "of training and score it on that family (about 3 more retrainings)",
     )
     final.add_argument(
         "--no-robustness",

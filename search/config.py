@@ -186,6 +186,7 @@ class ExperimentConfig(TrainSections):
             root=absolute(self.data.root),
             cache_dir=absolute(self.data.cache_dir) if self.data.cache_dir else None,
             external_root=absolute(self.data.external_root) if self.data.external_root else None,
+            train_exclude=absolute(self.data.train_exclude) if self.data.train_exclude else None,
         )
         weights = dataclasses.replace(
             self.weights, dirs=tuple(absolute(d) for d in self.weights.dirs)

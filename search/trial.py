@@ -120,9 +120,8 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
 
     node_id = ray.get_runtime_context().get_node_id()
 
-    resumed_from = 0
     # The folder of the last checkpoint: each new one carries a copy of it (`previous/`).
-    last: dict[str, Any] = {"folder": None, "temporary": None}
+    last: dict[str, Any] = {"folder": None, "temporary": None, "resumed_from": 0}
 
     def on_epoch(state) -> None:
         temporary = tempfile.TemporaryDirectory()
@@ -131,7 +130,7 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
             {
                 **report_metrics(state, objective),
                 "node_id": node_id,
-                "resumed_from_epoch": resumed_from,
+                "resumed_from_epoch": last["resumed_from"],
             },
             checkpoint=tune.Checkpoint.from_directory(temporary.name),
         )
@@ -139,20 +138,57 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
             last["temporary"].cleanup()
         last["folder"], last["temporary"] = temporary.name, temporary
 
+    if train_config.objective.family_out != "none":
+        from pneumo_core.train.family_out import load_family_resume, train_family_folds
+
+        def load_family(folder: str):
+            resume, problems = load_family_resume(folder)
+            done = len(resume["history"]) if resume is not None else 0
+            return resume, problems, (folder if resume is not None else None), done
+
+        outcome = _from_checkpoint(
+            checkpoint,
+            load_family,
+            lambda resume: train_family_folds(train_config, data, on_epoch=on_epoch, resume=resume),
+            last,
+        )
+        if outcome.diverged:
+            raise TrialDiverged(outcome.diverged)
+        return
+
+    def load_single(folder: str):
+        # a damaged newest checkpoint: the newest valid one before it is used
+        resume, problems = ResumeState.load_latest_valid(folder)
+        if resume is None:
+            return None, problems, None, 0
+        return resume, problems, resume.folder, resume.epochs_done
+
+    result = _from_checkpoint(
+        checkpoint,
+        load_single,
+        lambda resume: train_model(train_config, data, on_epoch=on_epoch, resume=resume),
+        last,
+    )
+    if result.status == "nan_loss":
+        raise TrialDiverged(result.message)
+
+
+def _from_checkpoint(checkpoint, load, train, last: dict[str, Any]):
+    """Runs ``train(resume)``: from Tune's checkpoint when there is one, else from scratch.
+
+    ``load(folder)`` returns ``(resume, problems, folder to copy as previous, epochs
+    done)``; problems (checkpoints passed over) are printed. The last temporary checkpoint
+    folder is removed at the end.
+    """
     try:
-        if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                # a damaged newest checkpoint: the newest valid one before it is used
-                resume, problems = ResumeState.load_latest_valid(folder)
-                for problem in problems:
-                    print(f"pneumo-search: checkpoint passed over: {problem}", file=sys.stderr)
-                resumed_from = resume.epochs_done if resume is not None else 0
-                last["folder"] = resume.folder if resume is not None else None
-                result = train_model(train_config, data, on_epoch=on_epoch, resume=resume)
-        else:
-            result = train_model(train_config, data, on_epoch=on_epoch)
+        if checkpoint is None:
+            return train(None)
+        with checkpoint.as_directory() as folder:
+            resume, problems, previous, done = load(folder)
+            for problem in problems:
+                print(f"pneumo-search: checkpoint passed over: {problem}", file=sys.stderr)
+            last["folder"], last["resumed_from"] = previous, done
+            return train(resume)
     finally:
         if last["temporary"] is not None:
             last["temporary"].cleanup()
-    if result.status == "nan_loss":
-        raise TrialDiverged(result.message)

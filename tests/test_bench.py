@@ -121,3 +121,36 @@ def test_decoder_quick(mini_root):
     ratio = float(re.search(r"ratio tensorflow / pillow_draft decode time : ([\d.]+)", out)[1])
     difference = float(re.search(r"mean_abs_pixel_difference\s*: ([\d.]+)", out)[1])
     assert ratio > 0 and 0 < difference < 20, out  # close, not the same pixels
+
+
+def test_proxies_quick(mini_root, tmp_path):
+    """A search's top 3 retrained, scored on every proxy, ranked against the shift scores."""
+    out = tmp_path / "proxies"
+    stdout = run_quick("proxies.py", str(mini_root), "--out", str(out), timeout=900)
+    results = json.loads((out / "proxies.json").read_text())
+    models = results["models"]
+    assert 2 <= len(models) <= 3
+    for m in models:
+        assert set(m["families"]) == {"NORMAL2-IM", "IM", "bacteria", "virus"}
+        assert m["family_worst_rw_auc"] == min(m["families"].values())
+        assert 0.0 <= m["external_rw_auc"] <= 1.0 and 0.0 <= m["search_val"] <= 1.0
+    rows = {e["proxy"]: e for e in results["correlations"]}
+    assert rows["external_rw_auc"]["external_rw_auc"] is None  # a target against itself
+    if len(models) == 3:
+        rho = rows["val_rw_auc"]["family_worst_rw_auc"]
+        assert rho is None or -1.0 <= rho <= 1.0
+    assert "Spearman rho over" in stdout
+
+
+def test_levers_quick(mini_root, tmp_path):
+    """The best configuration retrained with and without a lever, scored side by side."""
+    out = tmp_path / "levers"
+    stdout = run_quick("levers.py", str(mini_root), "--out", str(out), timeout=600)
+    results = json.loads((out / "levers.json").read_text())
+    assert [r["lever"] for r in results["rows"]] == ["baseline", "ema"]
+    for row in results["rows"]:
+        assert 0.0 <= row["test_rw_auc"] <= 1.0 and 0.0 <= row["external_rw_auc"] <= 1.0
+    delta = results["deltas"]["ema"]["test_rw_auc"]
+    base, ema = (results["medians"][k]["test_rw_auc"] for k in ("baseline", "ema"))
+    assert delta == ema - base
+    assert "each lever minus the baseline" in stdout

@@ -51,6 +51,10 @@ class DataConfig:
         external_split: The split folder of ``external_root`` to use (``""``: all of it).
         exclude_external_patients: Remove every patient of the external set from this
             dataset before splitting, so the check never scores a patient seen in training.
+        train_exclude: A file listing images to leave out of the **train** split (a CSV
+            with a ``path`` column, such as ``final``'s ``label_issues.csv``, or one
+            relative path per line); validation and test keep them, so scores stay
+            comparable. ``None``: train on everything.
     """
 
     root: str = ""
@@ -71,6 +75,7 @@ class DataConfig:
     external_root: str | None = None
     external_split: str = "test"
     exclude_external_patients: bool = True
+    train_exclude: str | None = None
 
     def __post_init__(self) -> None:
         require(16 <= self.image_size <= 1024, "image_size", "must be between 16 and 1024")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -136,6 +138,9 @@ def prepare_data(config: DataConfig) -> PreparedData:
                 "data.patient_overlap: drop to remove them from train/val, or fix the folders"
             )
         assignment, dropped = _drop_overlap(records, assignment, overlap)
+    excluded = _train_exclusions(config, records, assignment)
+    for i in excluded:
+        del assignment[i]
     splits = {
         name: np.array(sorted(i for i, s in assignment.items() if s == name), dtype=np.int64)
         for name in SPLITS
@@ -148,6 +153,8 @@ def prepare_data(config: DataConfig) -> PreparedData:
         listing, config, decoded, splits, labels, origin, skipped, overlap, dropped, duplicates
     )
     summary["fingerprint"] = fingerprint
+    if config.train_exclude:
+        summary["train_excluded"] = {"file": config.train_exclude, "images": len(excluded)}
     if config.external_root:
         summary["external"] = {
             "root": config.external_root,
@@ -166,6 +173,33 @@ def prepare_data(config: DataConfig) -> PreparedData:
         summary=summary,
         fingerprint=fingerprint,
     )
+
+
+def _train_exclusions(config: DataConfig, records, assignment: Mapping[int, str]) -> list[int]:
+    """Indices of train-split images listed in ``data.train_exclude`` (none without one).
+
+    Raises:
+        DataError: The file cannot be read, or a CSV without a ``path`` column.
+    """
+    if not config.train_exclude:
+        return []
+    path = Path(config.train_exclude).expanduser()
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise DataError(f"data.train_exclude: cannot read {path}: {exc.strerror}") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    listed: set[str] = set()
+    if lines and "," in lines[0]:
+        rows = list(csv.DictReader(io.StringIO(text)))
+        if not rows or "path" not in rows[0]:
+            raise DataError(f"data.train_exclude: {path} is a CSV without a 'path' column")
+        listed = {row["path"] for row in rows}
+    else:
+        listed = set(lines)
+    return [
+        i for i, split in assignment.items() if split == "train" and records[i].relpath in listed
+    ]
 
 
 def _check_bad_fraction(listing: Listing, skipped: list[dict], limit: float) -> None:

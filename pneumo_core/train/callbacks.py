@@ -10,9 +10,12 @@ import numpy as np
 
 from pneumo_core.data.pipeline import predict_batches
 from pneumo_core.errors import MetricError
-from pneumo_core.metrics import METRICS, compute_metrics
+from pneumo_core.metrics import METRICS, bootstrap_interval, compute_metrics
 
 __all__ = ["EpochPrinter", "ValidationMetrics"]
+
+#: Bootstrap resamples of the validation interval computed at each new best epoch.
+INTERVAL_RESAMPLES = 100
 
 _LOWER_IS_BETTER = {name for name, spec in METRICS.items() if not spec.higher_is_better}
 
@@ -23,7 +26,10 @@ class ValidationMetrics(keras.callbacks.Callback):
     Adds ``val_<metric>`` for every metric of :mod:`pneumo_core.metrics` to the epoch's
     logs (callbacks after this one, such as EarlyStopping and the Ray Tune reporter, see
     them), records one history row per epoch, and remembers the weights of the best
-    epoch by the objective, which :meth:`restore_best` puts back.
+    epoch by the objective, which :meth:`restore_best` puts back. At each new best epoch
+    the row also gets ``val_<objective>_low`` and ``val_<objective>_high``: a 95% bootstrap
+    interval of the objective over the validation images (stratified by class,
+    :data:`INTERVAL_RESAMPLES` resamples), so trials that differ by less are seen as ties.
 
     Args:
         images: Validation images, uint8.
@@ -110,6 +116,17 @@ class ValidationMetrics(keras.callbacks.Callback):
             self.best_value = value
             self.best_epoch = epoch + 1
             self.best_weights = self.model.get_weights()
+            if self.objective in METRICS:  # a new best: how far noise alone could move it
+                low, high = bootstrap_interval(
+                    self.objective,
+                    self.labels,
+                    probs,
+                    seed=epoch,
+                    n_boot=INTERVAL_RESAMPLES,
+                    tau=self.tau,
+                    w=self.w,
+                )
+                row[f"val_{self.objective}_low"], row[f"val_{self.objective}_high"] = low, high
 
     def _suite_scores(self) -> dict[str, float]:
         """Mean and worst of the suite's metric over the shifted validation splits."""

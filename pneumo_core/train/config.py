@@ -68,6 +68,9 @@ class TrainingConfig:
         label_smoothing: Binary cross-entropy label smoothing (two classes; 0 = none).
         mixup: Mixup's Beta(a, a) parameter: each training image is blended with another
             of its batch, labels alike (two classes; 0 = off; 0.2 is usual).
+        ema: Momentum of an exponential moving average of the weights (Keras' optimizer
+            ``use_ema``; 0 = off, 0.99 is usual): validation, early stopping and the kept
+            model use the averaged weights.
     """
 
     epochs: int = 10
@@ -82,6 +85,7 @@ class TrainingConfig:
     threads: int = 0
     label_smoothing: float = 0.0
     mixup: float = 0.0
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         require(1 <= self.epochs <= 1000, "epochs", "must be between 1 and 1000")
@@ -93,6 +97,7 @@ class TrainingConfig:
         require(self.threads >= 0, "threads", "must be >= 0")
         require(0.0 <= self.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
         require(0.0 <= self.mixup <= 2.0, "mixup", "must be in [0, 2] (0 = off)")
+        require(0.0 <= self.ema < 1.0, "ema", "must be in [0, 1) (0 = off)")
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,13 @@ class ObjectiveConfig:
             the validation split once more per shift (10 shifts).
         robustness_severity: The suite's severity (1-3) in the objective.
         robustness_seed: Seed of the suite's random shifts.
+        family_out: ``none`` (default): one model trained on the train split, scored on
+            validation; ``mean`` or ``worst``: the search scores a configuration by models
+            that each hold one acquisition family out of training
+            (:mod:`pneumo_core.train.family_out`), the mean or the worst of ``metric`` on
+            the held-out families. A trial then trains one model per family (about 3x the
+            cost). A single training run (``train``, ``final``'s retrains) still follows
+            ``metric`` on validation.
     """
 
     metric: str = "rw_auc"
@@ -118,17 +130,33 @@ class ObjectiveConfig:
     robustness: Literal["none", "mean", "worst"] = "none"
     robustness_severity: int = 2
     robustness_seed: int = 0
+    family_out: Literal["none", "mean", "worst"] = "none"
 
     def __post_init__(self) -> None:
         get_metric(self.metric)  # an unknown name: UnknownNameError, like every registry
         require(0.0 <= self.tau < 1.0, "tau", "must be in [0, 1)")
         require(0.0 <= self.w <= 1.0, "w", "must be in [0, 1]")
         require(self.robustness_severity in (1, 2, 3), "robustness_severity", "must be 1, 2 or 3")
+        require(
+            self.robustness == "none" or self.family_out == "none",
+            "family_out",
+            "cannot be combined with robustness (choose one shift objective)",
+        )
 
     @property
     def key(self) -> str:
-        """The name the objective is reported under (``val_<key>``): ``metric``, or
-        ``suite_mean_<metric>`` / ``suite_worst_<metric>`` with a robustness objective."""
+        """The name a search trial reports the objective under (``val_<key>``):
+        :attr:`model_key`, or ``family_mean_<metric>`` / ``family_worst_<metric>`` with a
+        family-out objective."""
+        if self.family_out != "none":
+            return f"family_{self.family_out}_{self.metric}"
+        return self.model_key
+
+    @property
+    def model_key(self) -> str:
+        """What one trained model follows on validation (early stopping, best epoch):
+        ``metric``, or ``suite_mean_<metric>`` / ``suite_worst_<metric>`` with a
+        robustness objective."""
         return (
             self.metric if self.robustness == "none" else f"suite_{self.robustness}_{self.metric}"
         )

@@ -29,7 +29,14 @@ from pneumo_core.train.checkpoint_files import (
 )
 from pneumo_core.train.config import TrainConfig, TrainingConfig
 
-__all__ = ["EpochState", "ResumeState", "TrainResult", "configure_threads", "train_model"]
+__all__ = [
+    "EpochState",
+    "ResumeState",
+    "TrainResult",
+    "best_epoch_metrics",
+    "configure_threads",
+    "train_model",
+]
 
 #: Status of a run that used all its epochs, stopped early, or diverged.
 COMPLETED, EARLY_STOPPED, DIVERGED = "completed", "early_stopped", "nan_loss"
@@ -201,6 +208,12 @@ _STATE_FILE, _WEIGHTS_FILE, _BEST_FILE = "state.json", "last.weights.h5", "best.
 PREVIOUS_DIR = "previous"
 
 
+def best_epoch_metrics(history: Sequence[dict[str, float]], best_epoch: int) -> dict[str, float]:
+    """The validation metrics of epoch ``best_epoch`` (names without ``val_``; {} if none)."""
+    best = next((row for row in history if row["epoch"] == best_epoch), {})
+    return {k[4:]: v for k, v in best.items() if k.startswith("val_")}
+
+
 def configure_threads(threads: int) -> None:
     """Sets TensorFlow's intra-op threads (and inter-op to 2) once, before any op runs.
 
@@ -225,15 +238,19 @@ def _optimizer(training: TrainingConfig, steps_per_epoch: int, lr_factor: float 
         lr = keras.optimizers.schedules.ExponentialDecay(
             lr, decay_steps=5 * steps_per_epoch, decay_rate=0.5
         )
+    ema: dict[str, Any] = {}
+    if training.ema:
+        ema = {"use_ema": True, "ema_momentum": training.ema}
     if training.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
+        return keras.optimizers.Adam(lr, **ema)
     if training.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=training.weight_decay)
+        return keras.optimizers.AdamW(lr, weight_decay=training.weight_decay, **ema)
     return keras.optimizers.SGD(
         lr,
         momentum=training.momentum,
         nesterov=True,
         weight_decay=training.weight_decay or None,
+        **ema,
     )
 
 
@@ -335,7 +352,7 @@ def fit_inputs(
     scorer = ValidationMetrics(
         val_images,
         val_labels,
-        objective=objective.key,
+        objective=objective.model_key,
         higher_is_better=METRICS[objective.metric].higher_is_better,
         tau=objective.tau,
         w=objective.w,
@@ -410,7 +427,7 @@ def train_model(
             return []
         return [
             keras.callbacks.EarlyStopping(
-                monitor=f"val_{objective.key}", mode=objective.mode, patience=patience
+                monitor=f"val_{objective.model_key}", mode=objective.mode, patience=patience
             )
         ]
 
@@ -435,6 +452,11 @@ def train_model(
                 continue
             compile_model(model, config, data.num_classes, steps, lr_factor)
             early = stopper()
+            # EMA: the averaged weights are swapped in at each epoch end, so the scoring,
+            # early stopping, best weights and checkpoints see them (swapped back after)
+            averaged = (
+                [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.training.ema else []
+            )
             history = model.fit(
                 dataset,
                 epochs=last,
@@ -442,7 +464,7 @@ def train_model(
                 steps_per_epoch=steps,
                 class_weight=class_weight,
                 shuffle=False,  # the generator shuffles, seeded
-                callbacks=[scorer, *early, *callbacks, *hooks],
+                callbacks=[*averaged, scorer, *early, *callbacks, *hooks],
                 verbose=verbose,
             )
             ran = len(history.epoch)
@@ -460,8 +482,7 @@ def train_model(
             raise ConfigError("model.params", f"model does not fit the input: {exc}") from None
         raise
     scorer.restore_best()
-    best = next((row for row in scorer.history if row["epoch"] == scorer.best_epoch), {})
-    best_metrics = {k[4:]: v for k, v in best.items() if k.startswith("val_")}
+    best_metrics = best_epoch_metrics(scorer.history, scorer.best_epoch)
     if status == DIVERGED:
         message = scorer.diverged
     elif status == EARLY_STOPPED:

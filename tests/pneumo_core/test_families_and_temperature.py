@@ -65,3 +65,42 @@ def test_temperature_scaling_lowers_validation_log_loss_and_keeps_the_order():
     assert roc_auc(labels, calibrated) == pytest.approx(roc_auc(labels, overconfident))
     np.testing.assert_allclose(apply_temperature(overconfident, 1.0), overconfident, atol=1e-6)
     assert fit_temperature([1, 1, 1], [0.2, 0.9, 0.6]) == 1.0  # one class: nothing to fit
+
+
+def test_confident_learning_flags_flipped_labels_first():
+    from results.label_audit import flag_label_issues
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 300)
+    probs = np.clip(truth * 0.8 + 0.1 + rng.normal(0, 0.05, 300), 0.01, 0.99)
+    given = truth.copy()
+    flipped = rng.choice(300, 12, replace=False)
+    given[flipped] = 1 - given[flipped]
+    flagged = flag_label_issues(given, probs)
+    found = set(flipped) & set(flagged.tolist())
+    assert len(found) >= 10  # most flipped labels are found...
+    assert len(found) / len(flagged) >= 0.8  # ...and few correct labels are accused
+    ranks = [flagged.tolist().index(i) for i in found]
+    assert max(ranks) < len(found) + 2  # ranked first
+
+
+def test_train_exclude_leaves_listed_images_out_of_training_only(tmp_path):
+    from pneumo_core.data import DataConfig, prepare_data
+    from pneumo_core.errors import DataError
+    from tests.conftest import make_dataset
+
+    root = make_dataset(tmp_path / "d", patients_per_class=6)
+    base = prepare_data(DataConfig(root=str(root), image_size=32, cache_dir=str(tmp_path / "c")))
+    train = [base.relpaths[i] for i in base.splits["train"][:3]]
+    val = base.relpaths[base.splits["val"][0]]
+    listing = tmp_path / "issues.csv"
+    listing.write_text("rank,path\n" + "".join(f"{k},{p}\n" for k, p in enumerate([*train, val])))
+    cache = str(tmp_path / "c")
+    config = DataConfig(root=str(root), image_size=32, cache_dir=cache, train_exclude=str(listing))
+    data = prepare_data(config)
+    assert len(data.splits["train"]) == len(base.splits["train"]) - 3
+    assert val in {data.relpaths[i] for i in data.splits["val"]}  # validation keeps it
+    assert data.summary["train_excluded"]["images"] == 3
+    assert data.fingerprint != base.fingerprint
+    with pytest.raises(DataError, match="data.train_exclude"):
+        prepare_data(DataConfig(root=str(root), image_size=32, train_exclude=str(tmp_path / "no")))

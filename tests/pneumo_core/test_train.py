@@ -138,7 +138,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"pneumo-search: error: {bad}: training.epochz: unknown key; valid keys here: "
-        "batch_size, early_stopping_patience, epochs, imbalance, label_smoothing, "
+        "batch_size, early_stopping_patience, ema, epochs, imbalance, label_smoothing, "
         "learning_rate, lr_schedule, mixup, momentum, optimizer, threads, weight_decay"
     ]
     proc = subprocess.run(
@@ -215,3 +215,15 @@ def test_label_smoothing_and_mixup_train_and_refuse_more_than_two_classes(mini64
     three = prepare_data(DataConfig(root=str(root), image_size=32, cache_dir=str(tmp_path / "c")))
     with pytest.raises(ConfigError, match="training.mixup"):
         train_model(small_cnn(epochs=1, mixup=0.2), three)
+
+
+def test_weight_averaging_scores_and_keeps_the_averaged_weights(mini64):
+    config = small_cnn(epochs=2, early_stopping_patience=0, ema=0.9)
+    result = train_model(config, mini64)
+    assert result.status == "completed" and result.epochs_run == 2
+    x, y = mini64.arrays("val")
+    # what was scored on validation is the model handed back: the averaged weights
+    rescored = compute_metrics(y, predict_batches(result.model, x))
+    assert rescored["rw_auc"] == pytest.approx(result.best_metrics["rw_auc"], abs=1e-6)
+    plain = train_model(small_cnn(epochs=2, early_stopping_patience=0), mini64)
+    assert plain.best_metrics["rw_auc"] != pytest.approx(result.best_metrics["rw_auc"], abs=1e-9)

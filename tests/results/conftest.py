@@ -52,8 +52,13 @@ def searched_run(mini_root, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def final_outcome(searched_run):
-    """``final`` on that search: top 2 configurations retrained, 200 bootstrap resamples."""
+    """``final`` on that search: top 2 configurations retrained, 200 bootstrap resamples,
+    with the family-out check and a 2-fold label audit."""
     from results.final import FinalOptions
     from search.final_stage import run_final
 
-    return run_final(searched_run, FinalOptions(top=2, n_boot=200, gallery=3), log=lambda _: None)
+    return run_final(
+        searched_run,
+        FinalOptions(top=2, n_boot=200, gallery=3, family_check=True, label_audit=2),
+        log=lambda _: None,
+    )

@@ -81,6 +81,28 @@ def test_report_numbers_equal_those_recomputed_from_the_saved_predictions(final_
         assert info["sensitivity"]["value"] == pytest.approx(hits / len(members))
 
 
+def test_family_results_match_the_saved_predictions_and_every_family_is_held_out(final_outcome):
+    from pneumo_core.data.families import acquisition_family
+
+    report = final_outcome.report
+    rows, y, p = read_predictions(final_outcome.folder / "test_predictions.csv")
+    threshold = report["test"]["threshold"]
+    for entry in report["families"]["test"]:
+        label = 1 if entry["class"] == "PNEUMONIA" else 0
+        mask = np.array([acquisition_family(r["path"]) == entry["family"] for r in rows])
+        mask &= y == label
+        correct = int(((p[mask] >= threshold) == bool(label)).sum())
+        assert entry["images"] == int(mask.sum()) and entry["value"] == correct / mask.sum()
+        assert (entry["low"], entry["high"]) == pytest.approx(wilson(correct, int(mask.sum())))
+    assert {e["family"] for e in report["families"]["test"]} == {
+        "NORMAL2-IM", "IM", "bacteria", "virus"}  # fmt: skip
+    held = report["families"]["held_out"]
+    assert [f["family"] for f in held["folds"]] == ["NORMAL2-IM", "IM", "bacteria", "virus"]
+    assert held["worst_rw_auc"] == min(f["rw_auc"] for f in held["folds"])
+    html = (final_outcome.folder / "report.html").read_text()
+    assert "<h2>Acquisition families</h2>" in html and "Families held out of training" in html
+
+
 def test_the_threshold_comes_from_validation_only(final_outcome):
     folder = final_outcome.folder
     report = final_outcome.report
@@ -133,6 +155,10 @@ def test_report_sections_are_all_there(final_outcome):
     html = (final_outcome.folder / "report.html").read_text()
     assert "<h2>Robustness</h2>" in html and robustness["summary"]["worst"] in html
     assert 'src="http' not in html and "<script" not in html and "<link" not in html
+    # reliability after temperature scaling: every test image in a bin, ECE as tabled
+    scaling = report["test"]["calibration"]["temperature_scaling"]
+    assert sum(b["count"] for b in scaling["test"]["bins_after"]) == report["test"]["n"]
+    assert "after temperature scaling" in html
 
 
 def test_exported_model_in_a_fresh_process_matches_the_final_evaluation(
@@ -344,9 +370,19 @@ def test_an_ensemble_is_reported_beside_its_members_and_serves_through_predict(
 
     run = tmp_path / "small"
     shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("final*"))
-    options = FinalOptions(ensemble=2, tta=True, epochs=1, n_boot=50, gallery=1, robustness=False)
+    options = FinalOptions(
+        ensemble=2, tta=True, epochs=1, n_boot=50, gallery=1, robustness=False, select="family"
+    )
     outcome = run_final(run, options, log=lambda _: None)
     report = outcome.report
+    # chosen among the candidates tied with the best by the worst held-out family
+    selection = report["selection"]
+    assert selection["rule"] == "family" and selection["tied"]
+    kept = next(t for t in selection["tied"] if t["run"] == selection["chosen"])
+    worst = max(t["family_worst_rw_auc"] for t in selection["tied"])
+    assert kept["family_worst_rw_auc"] == worst
+    assert report["families"]["held_out"]["worst_rw_auc"] == pytest.approx(worst)
+    assert report["ensemble"]["members"][0] == kept["trial_id"]
     rows = report["ensemble"]["comparison"]
     assert [r["model"] for r in rows] == [
         "member 1", "member 2", "ensemble of 2", "member 1 + TTA", "ensemble of 2 + TTA"
@@ -389,3 +425,32 @@ def test_an_ensemble_is_reported_beside_its_members_and_serves_through_predict(
     for row in predicted:
         relpath = os.path.relpath(row["path"], mini_root)
         assert float(row["prob_PNEUMONIA"]) == pytest.approx(expected[relpath], abs=1e-5)
+
+
+def test_final_retrains_at_another_resolution_when_asked(searched_run):
+    from results.candidates import ranked_candidates, retrain
+    from results.final_options import FinalOptions
+    from results.leaderboard import read_csv_rows
+    from search.config import load_experiment
+
+    record = load_experiment(searched_run / "experiment.yaml").record()
+    rows = ranked_candidates(searched_run, read_csv_rows(searched_run / "leaderboard.csv"), 1)
+    (run,) = retrain(record, rows, FinalOptions(epochs=1, image_size=40), lambda _: None)
+    assert record.base.data.image_size == 32  # the search's resolution
+    assert run.config.data.image_size == 40 and run.data.input_shape[:2] == (40, 40)
+    assert tuple(run.result.model.input_shape[1:3]) == (40, 40)
+
+
+def test_the_label_audit_lists_flagged_train_images_with_thumbnails(final_outcome):
+    audit = final_outcome.report["label_audit"]
+    with (final_outcome.folder / "label_issues.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == audit["flagged"] and audit["train_images"] > 100
+    assert sum(audit["flagged_by_class"].values()) == audit["flagged"]
+    for row in rows:  # a flagged image is one the out-of-fold model disagrees with
+        p = float(row["out_of_fold_probability"])
+        assert (p < 0.5) if row["label"] == "1" else (p > 0.5), row
+    for item in audit["shown"]:
+        assert (final_outcome.folder / item["image"]).stat().st_size > 200
+    html = (final_outcome.folder / "report.html").read_text()
+    assert "<h2>Label-noise audit</h2>" in html

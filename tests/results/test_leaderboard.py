@@ -101,3 +101,60 @@ def test_trials_rows_carry_each_trials_hyperparameters():
     rows = trials_rows([record("b", [0.5, 0.6], **{"model.name": "cnn", "training.lr": 0.1})])
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(r["model.name"] == "cnn" and r["training.lr"] == 0.1 for r in rows)
+
+
+def test_trials_inside_the_best_ones_validation_interval_are_marked_as_ties():
+    def with_interval(trial_id, value, low, high):
+        r = TrialRecord(trial_id, params={"model.name": "cnn"}, status="completed")
+        r.add_epoch({"epoch": 1, "val_rw_auc": value, "val_rw_auc_low": low,
+                     "val_rw_auc_high": high})  # fmt: skip
+        return r
+
+    rows = leaderboard_rows(
+        [
+            with_interval("a", 0.990, 0.980, 0.996),
+            with_interval("b", 0.985, 0.975, 0.992),  # inside a's interval: a tie
+            with_interval("c", 0.970, 0.950, 0.985),  # below a's low end
+            record("d", [math.nan]),
+        ],
+        "rw_auc",
+        "max",
+    )
+    assert [(r["trial_id"], r["tied_with_best"]) for r in rows] == [
+        ("a", "yes"), ("b", "yes"), ("c", "no"), ("d", "")]  # fmt: skip
+    assert (rows[0]["objective_low"], rows[0]["objective_high"]) == (0.980, 0.996)
+    # without an interval on the best trial nothing is called a tie
+    plain = leaderboard_rows([record("x", [0.9]), record("y", [0.89])], "rw_auc", "max")
+    assert [r["tied_with_best"] for r in plain] == ["", ""]
+
+
+def test_a_new_best_epoch_carries_a_bootstrap_interval_around_its_score():
+    import numpy as np
+
+    from pneumo_core.train.callbacks import ValidationMetrics
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 60)
+    scorer = ValidationMetrics(
+        np.zeros((120, 4, 4, 1), np.uint8), labels, objective="auc", higher_is_better=True,
+        tau=0.9, w=0.5, batch_size=64)  # fmt: skip
+
+    class Model:
+        stop_training = False
+
+        class optimizer:
+            learning_rate = 0.001
+
+        def predict_on_batch(self, batch):
+            return np.clip(labels[: len(batch)] * 0.3 + rng.uniform(0, 0.7, len(batch)), 0, 1)[
+                :, None
+            ]
+
+        def get_weights(self):
+            return []
+
+    scorer.set_model(Model())
+    scorer.on_epoch_end(0, {"loss": 0.5})
+    row = scorer.history[0]
+    assert row["val_auc_low"] < row["val_auc"] < row["val_auc_high"]
+    assert row["val_auc_high"] - row["val_auc_low"] > 0.01  # 120 images: a real spread

@@ -66,6 +66,7 @@ def test_report_opens_offline_with_no_request_no_console_error_and_every_image(
         "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth]);"
     )
     expected = len(final_outcome.report["gallery"]) + len(list((page.parent / "plots").iterdir()))
+    expected += len((final_outcome.report.get("label_audit") or {}).get("shown", []))
     assert len(images) == expected
     broken = [alt for alt, complete, width in images if not (complete and width > 0)]
     assert broken == []

@@ -114,3 +114,31 @@ def test_trials_cut_by_the_time_budget_end_as_stopped_early(mini_root, tmp_path)
     assert not any(r["status"] == "running" for r in rows)
     study = optuna.load_study(study_name=raw["name"], storage=f"sqlite:///{out / 'optuna.db'}")
     assert "RUNNING" not in {t.state.name for t in study.trials}
+
+
+def test_a_family_out_search_ranks_trials_by_their_worst_held_out_family(mini_root, tmp_path):
+    import ray
+
+    out = tmp_path / "family"
+    raw = experiment_dict(mini_root, out, num_samples=2, max_concurrent_trials=2)
+    raw["space"] = {**raw["space"], "model.name": {"choice": {"cnn": {
+        "model.params.num_blocks": 2, "model.params.filters": 4,
+        "model.params.head": "global_avg", "model.params.dense_units": [8]}}}}  # fmt: skip
+    raw["training"]["epochs"] = 2
+    raw["objective"] = {"family_out": "worst"}
+    raw["scheduler"] = {"type": "none"}
+    try:
+        run_experiment(from_dict(ExperimentConfig, raw))
+    finally:
+        ray.shutdown()
+    rows = read_csv_rows(out / "leaderboard.csv")
+    assert len(rows) == 2 and all(r["status"] == "completed" for r in rows)
+    study = optuna.load_study(study_name=raw["name"], storage=f"sqlite:///{out / 'optuna.db'}")
+    told = sorted(t.value for t in study.trials)
+    assert told == pytest.approx(sorted(float(r["objective"]) for r in rows), abs=1e-9)
+    for row in rows:
+        families = [
+            float(row[f"family_{f}_rw_auc"]) for f in ("NORMAL2-IM", "IM", "bacteria", "virus")
+        ]
+        assert float(row["objective"]) == pytest.approx(min(families))
+        assert float(row["family_worst_rw_auc"]) == pytest.approx(min(families))

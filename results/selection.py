@@ -1,0 +1,128 @@
+"""Which retrained candidate the final stage keeps: ties within noise are ties.
+
+The top trials of a search often differ by less than the validation split can resolve
+(issue 16): picking by the fourth decimal of carved validation selects for that split.
+:func:`select_run` first finds the candidates **tied with the best**: those whose
+validation objective lies inside the best one's 95% bootstrap interval (class-stratified,
+over the validation images). Among them, the rule decides:
+
+- ``objective``: the best on validation (ties ignored; the behaviour before issue 16);
+- ``simplest``: the one-standard-error rule's choice, the fewest parameters;
+- ``family``: the best worst-family score, each tied candidate retrained once per
+  acquisition family held out (:mod:`results.family_check`; 3 or 4 retrainings each).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from results.candidates import Retrained, best_run, usable
+
+__all__ = ["SELECTION_RULES", "select_run", "tied_runs"]
+
+#: The rules ``final --select`` accepts.
+SELECTION_RULES = ("objective", "simplest", "family")
+
+_RESAMPLES = 500
+
+
+def tied_runs(runs: list[Retrained], seed: int) -> tuple[list[Retrained], dict[str, Any]]:
+    """The usable runs whose validation objective is inside the best run's interval.
+
+    Args:
+        runs: Every retraining (the best one must still hold its model).
+        seed: Seed of the bootstrap.
+
+    Returns:
+        ``(tied, interval)``: the tied runs, best first (the best always among them), and
+        the best run's ``value``, ``low``, ``high``.
+    """
+    from pneumo_core.data.pipeline import predict_batches
+    from pneumo_core.metrics import METRICS, bootstrap_interval
+
+    best = best_run(runs)
+    objective = best.config.objective
+    metric = objective.model_key
+    images, labels = best.data.arrays("val")
+    interval: dict[str, Any] = {"metric": metric, "value": best.value}
+    if metric not in METRICS:  # a suite objective: no interval over images; no ties
+        return [best], {**interval, "low": math.nan, "high": math.nan}
+    probs = predict_batches(best.result.model, images)
+    low, high = bootstrap_interval(
+        metric,
+        labels,
+        probs,
+        seed=seed,
+        n_boot=_RESAMPLES,
+        tau=objective.tau,
+        w=objective.w,
+    )
+    higher = objective.mode == "max"
+    tied = [r for r in runs if usable(r) and (r.value >= low if higher else r.value <= high)]
+    tied.sort(key=lambda r: -r.value if higher else r.value)
+    if all(r is not best for r in tied):
+        tied.insert(0, best)
+    return tied, {**interval, "low": low, "high": high}
+
+
+def select_run(
+    runs: list[Retrained], rule: str, seed: int, log: Callable[[str], None]
+) -> tuple[Retrained, dict[str, Any]]:
+    """The run the final stage keeps, by ``rule`` among the runs tied with the best.
+
+    Args:
+        runs: Every retraining.
+        rule: One of :data:`SELECTION_RULES`.
+        seed: Seed of the bootstrap.
+        log: Where progress lines go.
+
+    Returns:
+        ``(chosen, selection)``: ``selection`` holds the rule, the best run's interval,
+        every tied candidate with what the rule compared (and, for ``family``, each one's
+        held-out family results, keyed ``trial_id/seed``).
+    """
+    best = best_run(runs)
+    if rule == "objective":
+        return best, {"rule": rule, "chosen": _key(best)}
+    tied, interval = tied_runs(runs, seed)
+    log(
+        f"{len(tied)} candidate(s) tied with the best within its validation interval "
+        f"[{interval['low']:.4f}, {interval['high']:.4f}]; choosing by {rule}"
+    )
+    entries = [
+        {"run": _key(r), "trial_id": r.trial_id, "seed": r.seed, "value": r.value,
+         "param_count": r.result.param_count}
+        for r in tied
+    ]  # fmt: skip
+    held_out: dict[str, Any] = {}
+    if rule == "simplest":
+        chosen = min(tied, key=lambda r: (r.result.param_count, tied.index(r)))
+    else:
+        from results.family_check import held_out_families
+
+        for run, entry in zip(tied, entries):
+            held_out[_key(run)] = held_out_families(run, log)
+            entry["family_worst_rw_auc"] = held_out[_key(run)]["worst_rw_auc"]
+        chosen = max(
+            tied,
+            key=lambda r: (_finite(held_out[_key(r)]["worst_rw_auc"]), -tied.index(r)),
+        )
+    log(f"chosen: trial {chosen.trial_id} seed {chosen.seed}")
+    selection = {
+        "rule": rule,
+        "interval": interval,
+        "tied": entries,
+        "chosen": _key(chosen),
+        "held_out": held_out,
+    }
+    return chosen, selection
+
+
+def _key(run: Retrained) -> str:
+    return f"{run.trial_id}/{run.seed}"
+
+
+def _finite(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) else -math.inf

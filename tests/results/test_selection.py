@@ -1,0 +1,112 @@
+"""Choosing among retrained candidates tied within the validation interval."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from pneumo_core.metrics import roc_auc
+from pneumo_core.train.config import ObjectiveConfig, TrainConfig
+from results.candidates import Retrained
+from results.selection import select_run, tied_runs
+
+LABELS = np.repeat([0, 1], 60)
+
+
+class Scores:
+    """A model whose validation probabilities are fixed (about 0.95 AUC on 120 images)."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(1)
+        self.probs = np.clip(LABELS * 0.45 + rng.uniform(0, 0.55, LABELS.size), 0, 1)
+        self.given = 0
+
+    def predict_on_batch(self, batch):
+        out = self.probs[self.given : self.given + len(batch)]
+        self.given += len(batch)
+        return out[:, None]
+
+
+def run(trial_id: str, value: float, params: int, model=None) -> Retrained:
+    data = SimpleNamespace(arrays=lambda split: (np.zeros((LABELS.size, 2, 2, 1)), LABELS))
+    config = TrainConfig(objective=ObjectiveConfig(metric="auc"))
+    result = SimpleNamespace(model=model, param_count=params, status="completed")
+    return Retrained(trial_id, 0, config, data, result, value)
+
+
+def test_candidates_inside_the_best_interval_are_ties_and_the_simplest_is_kept():
+    model = Scores()
+    best_value = roc_auc(LABELS, model.probs)
+    best = run("best", best_value, 5000, model)
+    close = run("close", best_value - 0.01, 800)  # inside the interval, smaller
+    far = run("far", best_value - 0.2, 100)  # smallest, but clearly worse
+    tied, interval = tied_runs([best, close, far], seed=0)
+    assert [r.trial_id for r in tied] == ["best", "close"]
+    assert interval["low"] < best_value - 0.01 < interval["high"]
+    assert interval["low"] > best_value - 0.2
+    model.given = 0
+    chosen, selection = select_run([best, close, far], "simplest", 0, lambda _: None)
+    assert chosen is close and selection["chosen"] == "close/0"
+    assert [t["trial_id"] for t in selection["tied"]] == ["best", "close"]
+    chosen, selection = select_run([best, close, far], "objective", 0, lambda _: None)
+    assert chosen is best and selection == {"rule": "objective", "chosen": "best/0"}
+
+
+def test_an_unknown_rule_is_refused_by_its_flag():
+    from pneumo_core.errors import ConfigError
+    from results.final_options import FinalOptions
+
+    with pytest.raises(ConfigError, match="--select"):
+        FinalOptions(select="luck")
+
+
+class Fixed:
+    """A model with given validation probabilities."""
+
+    def __init__(self, probs) -> None:
+        self.probs = np.asarray(probs, dtype=np.float64)
+
+    def predict_on_batch(self, batch):
+        return self.probs[: len(batch)][:, None]
+
+
+def test_greedy_ensemble_selection_adds_what_helps_the_mean_on_validation():
+    from results.ensemble import greedy_members
+
+    rng = np.random.default_rng(3)
+    noise = [rng.normal(0, 0.35, LABELS.size) for _ in range(3)]
+    # three members with independent errors: their mean ranks better than any one
+    models = [Fixed(np.clip(LABELS * 0.5 + 0.25 + n, 0, 1)) for n in noise]
+    useless = Fixed(np.full(LABELS.size, 0.5))  # a constant: never helps
+    runs = [run(f"m{k}", roc_auc(LABELS, m.probs), 10, m) for k, m in enumerate(models)]
+    runs.append(run("flat", 0.5, 10, useless))
+    best = max(runs, key=lambda r: r.value)
+    picked = greedy_members(runs, best, 5, lambda _: None)
+    assert picked[0] is best and len(picked) >= 2
+    assert all(r.trial_id != "flat" for r in picked)
+    mean = np.mean([r.result.model.probs for r in picked], axis=0)
+    assert roc_auc(LABELS, mean) > best.value
+
+
+def test_a_member_picked_twice_weighs_twice_in_the_exported_ensemble():
+    import keras
+
+    from results.ensemble import build_ensemble
+
+    def constant(value: float, name: str):
+        inputs = keras.Input((4, 4, 1))
+        flat = keras.layers.Flatten()(inputs)
+        bias = keras.initializers.Constant(value)
+        dense = keras.layers.Dense(1, "sigmoid", kernel_initializer="zeros", bias_initializer=bias)
+        out = dense(flat)
+        return keras.Model(inputs, out, name=name)
+
+    a, b = constant(2.0, "a"), constant(-1.0, "b")
+    ensemble = build_ensemble([a, a, b])
+    got = float(ensemble.predict_on_batch(np.zeros((1, 4, 4, 1)))[0, 0])
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    assert got == pytest.approx((2 * sigmoid(2.0) + sigmoid(-1.0)) / 3, abs=1e-6)
+    assert sorted(m.name for m in ensemble.layers if isinstance(m, keras.Model)) == [
+        "member_1", "member_2"]  # fmt: skip

@@ -78,6 +78,8 @@ def _experiment_overrides(args: argparse.Namespace) -> dict:
         overrides.setdefault("data", {})["root"] = args.data
     if args.name:
         overrides["name"] = args.name
+    if getattr(args, "warm_start", None):
+        overrides.setdefault("search", {})["warm_start"] = args.warm_start
     return overrides
 
 
@@ -252,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="experiment name (the run folder is runs/NAME)")
     run.add_argument("--address", help="Ray address (auto, HOST:PORT, ray://...); none = local")
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any key")
+    run.add_argument(
+        "--warm-start",
+        metavar="RUN_DIR",
+        help="start from an earlier run's study: its observations and best configurations "
+        "(search.warm_start)",
+    )
     run.set_defaults(func=_cmd_run)
     resume = sub.add_parser("resume", help="finish a search whose driver stopped")
     resume.add_argument("run_dir", help="the run folder (runs/NAME)")

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pneumo_core.configuration import load_config, require, to_dict
 from pneumo_core.train.config import TrainConfig, TrainSections
 from results.run_folder import SearchRecord
-from search.samplers import SAMPLERS
+from search.samplers import SAMPLERS, SamplerOptions
 
 __all__ = [
     "ExperimentConfig",
@@ -40,6 +40,15 @@ class SearchConfig:
             ``reuse_actors``): no TensorFlow import per trial, about 1.5x the trials per
             hour with small models, but each worker's memory grows by some MiB per trial
             (bench/RESULTS.md). Off by default.
+        startup_trials: Random trials before the sampler's model takes over (tpe, cmaes,
+            gp); None: the sampler's own default.
+        constant_liar: TPE counts trials still running as if they had scored the worst
+            value so far, so trials asked together spread out (many concurrent trials).
+        warm_start: A finished (or stopped) run folder whose study seeds this search: its
+            observations are copied into the new study and its ``warm_start_top`` best
+            configurations run first (:mod:`search.warm_start`). The spaces must agree
+            on every parameter the old trials used.
+        warm_start_top: How many of the old run's best configurations run first.
     """
 
     sampler: Literal[SAMPLER_NAMES] = "tpe"
@@ -49,8 +58,18 @@ class SearchConfig:
     max_concurrent_trials: int = 0
     max_failures: int = 0
     reuse_workers: bool = False
+    startup_trials: int | None = None
+    constant_liar: bool = False
+    warm_start: str | None = None
+    warm_start_top: int = 3
 
     def __post_init__(self) -> None:
+        require(
+            self.startup_trials is None or self.startup_trials >= 0,
+            "startup_trials",
+            "must be >= 0 (or null for the sampler's default)",
+        )
+        require(self.warm_start_top >= 0, "warm_start_top", "must be >= 0")
         require(self.num_samples == -1 or self.num_samples >= 1, "num_samples", "must be >= 1")
         require(self.time_budget_s >= 0, "time_budget_s", "must be >= 0")
         require(
@@ -60,6 +79,10 @@ class SearchConfig:
         )
         require(self.max_concurrent_trials >= 0, "max_concurrent_trials", "must be >= 0")
         require(self.max_failures >= 0, "max_failures", "must be >= 0")
+
+    def sampler_options(self) -> SamplerOptions:
+        """The sampler's start-up and pending-trial options."""
+        return SamplerOptions(startup_trials=self.startup_trials, constant_liar=self.constant_liar)
 
 
 @dataclass(frozen=True)
@@ -191,7 +214,10 @@ class ExperimentConfig(TrainSections):
         weights = dataclasses.replace(
             self.weights, dirs=tuple(absolute(d) for d in self.weights.dirs)
         )
-        return dataclasses.replace(self, data=data, weights=weights)
+        search = self.search
+        if search.warm_start and "://" not in search.warm_start:
+            search = dataclasses.replace(search, warm_start=absolute(search.warm_start))
+        return dataclasses.replace(self, data=data, weights=weights, search=search)
 
     def record(self) -> SearchRecord:
         """What the final stage needs of this search (``results.final``)."""

@@ -59,6 +59,14 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+def _defaults() -> dict[str, Any]:
+    """Every experiment key's default value (flattened)."""
+    from pneumo_core.configuration import from_dict
+
+    config = from_dict(ExperimentConfig, {"name": "defaults"})
+    return _flatten(json.loads(json.dumps(config.to_yaml_dict())))
+
+
 def check_guard(run_dir: Path, config: ExperimentConfig) -> None:
     """Refuses a resume whose experiment or training code changed since the run started.
 
@@ -75,10 +83,14 @@ def check_guard(run_dir: Path, config: ExperimentConfig) -> None:
         raise PneumoError(f"{path}: unreadable ({exc})") from None
     before = _flatten(json.loads(json.dumps(guard["experiment"])))
     now = _flatten(json.loads(json.dumps(config.to_yaml_dict())))
+    defaults = _defaults()
     changed = sorted(
         k
         for k in before.keys() | now.keys()
-        if before.get(k) != now.get(k) and k.split(".")[0] not in _MAY_CHANGE
+        if before.get(k) != now.get(k)
+        and k.split(".")[0] not in _MAY_CHANGE
+        # a key added by a later version, at its default: the run behaves as before
+        and not (k not in before and k in defaults and now.get(k) == defaults[k])
     )
     if changed:
         details = "; ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed[:6])

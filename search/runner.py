@@ -23,6 +23,7 @@ from search.experiment_space import experiment_space, validate_space
 from search.guard import check_guard, write_guard
 from search.repair import recreate_missing_checkpoints
 from search.storage import RunLocation, is_uri, run_location
+from search.warm_start import check_fits, load_warm_start, seed_study
 from spaces import SearchSpace
 
 __all__ = ["RunSummary", "describe_trial", "resume_experiment", "run_experiment", "validate_space"]
@@ -155,6 +156,52 @@ def _trainable(config: ExperimentConfig, space: SearchSpace):
     )
 
 
+def search_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocation | None):
+    """The searcher (Optuna inside OptunaSearch) and the scheduler (ASHA or FIFO) of a search.
+
+    Both follow ``best_val_<objective>``, the best value so far: the epoch whose weights a
+    trial keeps, and what the leaderboard ranks by.
+
+    Args:
+        config: The experiment.
+        space: Its search space.
+        location: The run (its study file); None keeps the study in memory (the
+            simulated searches of bench/surrogate drive these same parts).
+
+    Returns:
+        ``(searcher, scheduler)``.
+    """
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from search.searcher import make_searcher
+
+    metric = f"best_val_{config.objective.key}"
+    mode = config.objective.mode
+    searcher = make_searcher(
+        space.define_by_run,
+        metric=metric,
+        mode=mode,
+        sampler=config.search.sampler,
+        seed=config.search.seed,
+        location=location,
+        study_name=config.name,
+        options=config.search.sampler_options(),
+    )
+    if config.scheduler.type != "asha":
+        return searcher, FIFOScheduler()
+    scheduler = ASHAScheduler(
+        # the trial's own epoch count: after a retry from an older checkpoint, Tune's
+        # training_iteration runs ahead of the epochs actually trained
+        time_attr="epoch",
+        metric=metric,
+        mode=mode,
+        max_t=config.epochs,
+        grace_period=min(config.scheduler.grace_period, config.epochs),
+        reduction_factor=config.scheduler.reduction_factor,
+    )
+    return searcher, scheduler
+
+
 def tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocation):
     """What ``tune.Tuner`` needs to run ``config``'s search, as ``pneumo-search run`` does.
 
@@ -169,38 +216,12 @@ def tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocati
         leaderboard and progress callbacks.
     """
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from search.callbacks import LeaderboardCallback, ProgressCallback
-    from search.searcher import make_searcher
 
-    # Searcher and ASHA follow the best value so far: the epoch whose weights a trial keeps,
-    # and what the leaderboard ranks by.
-    metric = f"best_val_{config.objective.key}"
     mode = config.objective.mode
     trainable = _trainable(config, space)
-    searcher = make_searcher(
-        space.define_by_run,
-        metric=metric,
-        mode=mode,
-        sampler=config.search.sampler,
-        seed=config.search.seed,
-        location=location,
-        study_name=config.name,
-    )
-    if config.scheduler.type == "asha":
-        scheduler = ASHAScheduler(
-            # the trial's own epoch count: after a retry from an older checkpoint, Tune's
-            # training_iteration runs ahead of the epochs actually trained
-            time_attr="epoch",
-            metric=metric,
-            mode=mode,
-            max_t=config.epochs,
-            grace_period=min(config.scheduler.grace_period, config.epochs),
-            reduction_factor=config.scheduler.reduction_factor,
-        )
-    else:
-        scheduler = FIFOScheduler()
+    searcher, scheduler = search_parts(config, space, location)
     callbacks = [
         LeaderboardCallback(location, config.objective.key, mode, config.epochs, space.resolve),
         ProgressCallback(config.objective.key, mode, config.epochs, TrialDescriber(space)),
@@ -275,6 +296,7 @@ def run_experiment(
     space = experiment_space(config)
     validate_space(config, space)
     make_sampler(config.search.sampler, config.search.seed)  # e.g. gp without PyTorch
+    warm = _checked_warm_start(config, space)  # refused here, before the run folder exists
     data = prepare_data(config.data)  # checks the data and builds the node's cache once
     run_dir = location.local
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -287,9 +309,35 @@ def run_experiment(
             log(line)
     init_ray(address or config.address)
     trainable, tune_config, run_config = tune_parts(config, space, location)
+    if warm is not None:
+        copied, queued = seed_study(
+            tune_config.search_alg.study,
+            warm,
+            objective=config.objective.key,
+            distributions=space.distributions(),
+            top=config.search.warm_start_top,
+        )
+        if log is not None:
+            log(
+                f"warm start from {warm.source}: {copied} observations copied, "
+                f"its {queued} best configuration(s) run first"
+            )
     location.upload()  # the study file exists now: the store holds every driver file
     tuner = tune.Tuner(trainable, tune_config=tune_config, run_config=run_config)
     return _fit(tuner, location, config)
+
+
+def _checked_warm_start(config: ExperimentConfig, space: SearchSpace):
+    """The earlier run ``search.warm_start`` names, checked against this search (or None).
+
+    Raises:
+        ConfigError: Not a run, another objective, or parameters that do not fit.
+    """
+    if not config.search.warm_start:
+        return None
+    warm = load_warm_start(config.search.warm_start)
+    check_fits(warm, objective=config.objective.key, distributions=space.distributions())
+    return warm
 
 
 def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> RunSummary:

@@ -9,53 +9,83 @@ from __future__ import annotations
 import importlib.util
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pneumo_core.errors import ConfigError, UnknownNameError
 
-__all__ = ["SAMPLERS", "make_sampler"]
+__all__ = ["SAMPLERS", "SamplerOptions", "make_sampler"]
 
 
-def _tpe(seed: int) -> Any:
+@dataclass(frozen=True)
+class SamplerOptions:
+    """How a model-based sampler treats the start of a search and pending trials.
+
+    Attributes:
+        startup_trials: Trials drawn at random before the model takes over (TPE, CMA-ES
+            and GP; random and QMC ignore it); None: the sampler's own default (10 for
+            TPE and GP, 1 for CMA-ES).
+        constant_liar: TPE only: trials still running count as if they had scored the
+            worst value so far, so trials asked at the same time spread out instead of
+            landing on one spot (Optuna's ``constant_liar``).
+    """
+
+    startup_trials: int | None = None
+    constant_liar: bool = False
+
+    def startup(self) -> dict[str, int]:
+        """``n_startup_trials`` for a sampler's constructor, when one is set."""
+        return {} if self.startup_trials is None else {"n_startup_trials": self.startup_trials}
+
+
+def _tpe(seed: int, options: SamplerOptions) -> Any:
     import optuna
 
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+    return optuna.samplers.TPESampler(
+        seed=seed,
+        multivariate=True,
+        group=True,
+        constant_liar=options.constant_liar,
+        **options.startup(),
+    )
 
 
-def _random(seed: int) -> Any:
+def _random(seed: int, options: SamplerOptions) -> Any:
     import optuna
 
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _cmaes(seed: int) -> Any:
+def _cmaes(seed: int, options: SamplerOptions) -> Any:
     import optuna
 
     return optuna.samplers.CmaEsSampler(
         seed=seed,
+        **options.startup(),
         independent_sampler=optuna.samplers.TPESampler(seed=seed),
         warn_independent_sampling=False,
     )
 
 
-def _qmc(seed: int) -> Any:
+def _qmc(seed: int, options: SamplerOptions) -> Any:
     import optuna
 
     return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
 
 
-def _gp(seed: int) -> Any:
+def _gp(seed: int, options: SamplerOptions) -> Any:
     import optuna
 
     return optuna.samplers.GPSampler(
         seed=seed,
+        **options.startup(),
         independent_sampler=optuna.samplers.TPESampler(seed=seed),
         warn_independent_sampling=False,
     )
 
 
 #: Sampler name -> ``seed -> optuna sampler``.
-SAMPLERS: dict[str, Callable[[int], Any]] = {
+SAMPLERS: dict[str, Callable[[int, SamplerOptions], Any]] = {
     "tpe": _tpe,
     "random": _random,
     "cmaes": _cmaes,
@@ -64,8 +94,13 @@ SAMPLERS: dict[str, Callable[[int], Any]] = {
 }
 
 
-def make_sampler(name: str, seed: int) -> Any:
+def make_sampler(name: str, seed: int, options: SamplerOptions | None = None) -> Any:
     """Returns a seeded Optuna sampler.
+
+    Args:
+        name: A name of :data:`SAMPLERS`.
+        seed: The sampler's seed.
+        options: Start-up trials and pending-trial handling (default: Optuna's defaults).
 
     Raises:
         UnknownNameError: Unknown name; the message lists the valid ones.
@@ -83,4 +118,4 @@ def make_sampler(name: str, seed: int) -> Any:
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return SAMPLERS[name](seed)
+        return SAMPLERS[name](seed, options or SamplerOptions())

@@ -15,7 +15,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from results.run_folder import OPTUNA_FILE
-from search.samplers import SAMPLERS, make_sampler
+from search.samplers import SAMPLERS, SamplerOptions, make_sampler
 from search.storage import RunLocation
 
 __all__ = [
@@ -91,6 +91,11 @@ class PruningAwareOptunaSearch(OptunaSearch):
     """
 
     _run_location: RunLocation | None = None
+
+    @property
+    def study(self) -> optuna.Study:
+        """The Optuna study the sampler draws from (the run's ``optuna.db``, or in memory)."""
+        return self._ot_study
 
     def follow(self, location: RunLocation) -> None:
         """Works in the run at ``location``: its study file, its store.
@@ -199,8 +204,9 @@ def make_searcher(
     mode: str,
     sampler: str,
     seed: int,
-    location: RunLocation,
+    location: RunLocation | None,
     study_name: str,
+    options: SamplerOptions | None = None,
 ) -> PruningAwareOptunaSearch:
     """Builds the seeded Optuna searcher whose study is the run's ``optuna.db``.
 
@@ -210,17 +216,20 @@ def make_searcher(
         mode: ``max`` or ``min``.
         sampler: A name from :data:`search.samplers.SAMPLERS`.
         seed: The sampler's seed.
-        location: The run: its study file, and its store for a run at a URI.
+        location: The run: its study file, and its store for a run at a URI. None: the
+            study stays in memory (bench/surrogate's simulated searches).
         study_name: The Optuna study's name.
+        options: The sampler's start-up and pending-trial options.
     """
     searcher = PruningAwareOptunaSearch(
         space=define_by_run,
         metric=metric,
         mode=mode,
-        sampler=make_sampler(sampler, seed),
+        sampler=make_sampler(sampler, seed, options),
         seed=seed,
         study_name=study_name,
-        storage=open_storage(location.local / OPTUNA_FILE),
+        storage=open_storage(location.local / OPTUNA_FILE) if location is not None else None,
     )
-    searcher.follow(location)
+    if location is not None:
+        searcher.follow(location)
     return searcher

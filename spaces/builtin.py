@@ -1,4 +1,5 @@
-"""The shipped spaces: cnn, transfer, combined, kermany, kermany_options, seeds, quickstart."""
+"""The shipped spaces: cnn, transfer, combined, kermany, kermany_sizes, kermany_options, seeds,
+quickstart."""
 
 from __future__ import annotations
 
@@ -134,6 +135,23 @@ def kermany_space(context: SpaceContext) -> dict[str, Any]:
     cnn = {**cnn_options(), "model.params.filters": {"choice": [16, 32]}}
     options = {"cnn": cnn, **pretrained_options(context)}
     return {"model.name": {"choice": options}, **training_and_augmentation()}
+
+
+#: Resolutions the ``kermany_sizes`` space draws from.
+KERMANY_SIZES = (64, 96, 128)
+
+
+@register_space(
+    "kermany_sizes",
+    "kermany with the image size searched too (64, 96, 128 px): bench/surrogate's space",
+)
+def kermany_sizes_space(context: SpaceContext) -> dict[str, Any]:
+    """The ``kermany`` space with ``data.image_size`` among :data:`KERMANY_SIZES`.
+
+    The learning curves of the surrogate benchmark (bench/surrogate) are drawn from it: a
+    cheap resolution is part of what a search may choose.
+    """
+    return {**kermany_space(context), "data.image_size": {"choice": list(KERMANY_SIZES)}}
 
 
 #: Preprocessing inside the model (every model family has these parameters).

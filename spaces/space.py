@@ -161,6 +161,13 @@ class SearchSpace:
         _collect_names(self.params, "", found)
         return found
 
+    def distributions(self) -> dict[str, Any]:
+        """Every Optuna parameter name the space can produce -> its Optuna distribution
+        (constants are not parameters). Imports Optuna."""
+        found: dict[str, Any] = {}
+        _collect_distributions(self.params, "", found)
+        return found
+
 
 def _check_key(key: str, where: str) -> None:
     if "/" in key or "@" in key:
@@ -276,3 +283,25 @@ def _collect_names(params, scope: str, found: list[str]) -> None:
         if isinstance(param, Conditional):
             for option, sub in param.options:
                 _collect_names(sub.params, f"{scope}.{option}" if scope else option, found)
+
+
+def _collect_distributions(params, scope: str, found: dict[str, Any]) -> None:
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    for key, param in params:
+        name = _name(key, scope)
+        if isinstance(param, FloatRange):
+            found[name] = FloatDistribution(param.low, param.high, log=param.log)
+        elif isinstance(param, IntRange):
+            found[name] = IntDistribution(param.low, param.high, log=param.log, step=param.step)
+        elif isinstance(param, Categorical):
+            found[name] = CategoricalDistribution(param.encoded())
+        elif isinstance(param, Conditional):
+            found[name] = CategoricalDistribution([o for o, _ in param.options])
+            for option, sub in param.options:
+                inner = f"{scope}.{option}" if scope else option
+                _collect_distributions(sub.params, inner, found)

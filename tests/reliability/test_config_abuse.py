@@ -99,3 +99,30 @@ def test_resume_with_changed_training_code_is_refused(finished_run, cli_env):
         assert "the training code" in line and "changed since this search started" in line
     finally:
         guard_path.write_text(original)
+
+
+@pytest.mark.slow
+def test_resume_accepts_keys_a_later_version_added_at_their_default(finished_run, cli_env):
+    """A run started by a version without ``search.constant_liar`` (say) resumes, unless the
+    key now holds something other than its default."""
+    guard_path = finished_run / GUARD_FILE
+    original = guard_path.read_text()
+    try:
+        guard = json.loads(original)
+        del guard["experiment"]["search"]["constant_liar"]
+        del guard["experiment"]["training"]["ema"]
+        guard_path.write_text(json.dumps(guard))
+        resumed = cli("resume", str(finished_run), env=cli_env, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        path = finished_run / "experiment.yaml"
+        experiment = path.read_text()
+        try:
+            edited = yaml.safe_load(experiment)
+            edited["training"]["ema"] = 0.99
+            path.write_text(yaml.safe_dump(edited))
+            line = one_line_error(cli("resume", str(finished_run), env=cli_env))
+            assert "training.ema: None -> 0.99" in line, line
+        finally:
+            path.write_text(experiment)
+    finally:
+        guard_path.write_text(original)

@@ -1,7 +1,7 @@
 """Collects real learning curves of the ``kermany`` space for the surrogate (issue 18).
 
 Configuration ``i`` is drawn at random from the ``kermany_sizes`` space (the space of
-``search/kermany.yaml`` plus an image size of 64, 96 or 128 px; Optuna's RandomSampler
+``search/kermany.yaml`` plus an image size of 64 or 96 px; Optuna's RandomSampler
 seeded by ``--seed`` and ``i``, so draws are reproducible and independent). It is trained
 on the full epoch budget with no early stopping, exactly as a trial trains it
 (``pneumo_core.train.train_model``, one CPU thread, the trial's data split and cache).
@@ -41,7 +41,7 @@ def collection_experiment(data_root: str, *, quick: bool = False) -> tuple[Any, 
     """The experiment and space the curves come from.
 
     The ``kermany`` recipe with every epoch run (no early stopping, no ASHA), over the
-    ``kermany_sizes`` space (the image size searched among 64, 96 and 128 px). ``quick``: a
+    ``kermany_sizes`` space (the image size searched among 64 and 96 px). ``quick``: a
     tiny CNN space at 32 px, 2 epochs.
 
     Returns:

@@ -188,6 +188,58 @@ def cross_validate(
     }
 
 
+class FastForest:
+    """A fitted random forest or extra-trees regressor, predicting one row in about a
+    millisecond: every tree is walked at once with NumPy (scikit-learn's ``predict`` pays
+    a Python call per tree, some 40 ms for one row of 150 trees, which would make the
+    surrogate, not the samplers, the cost of a simulated search). Same numbers as
+    ``predict`` (tested)."""
+
+    def __init__(self, forest: Any) -> None:
+        trees = [t.tree_ for t in forest.estimators_]
+        nodes = max(t.node_count for t in trees)
+        outputs = trees[0].value.shape[1]
+        self.feature = np.zeros((len(trees), nodes), dtype=np.int64)
+        self.threshold = np.zeros((len(trees), nodes))
+        self.left = np.full((len(trees), nodes), -1, dtype=np.int64)
+        self.right = np.full((len(trees), nodes), -1, dtype=np.int64)
+        self.value = np.zeros((len(trees), nodes, outputs))
+        for k, tree in enumerate(trees):
+            n = tree.node_count
+            self.feature[k, :n] = np.maximum(tree.feature, 0)
+            self.threshold[k, :n] = tree.threshold
+            self.left[k, :n] = tree.children_left
+            self.right[k, :n] = tree.children_right
+            self.value[k, :n] = tree.value[:, :, 0]
+        self.depth = max(t.max_depth for t in trees)
+        self._rows = np.arange(len(trees))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions for the rows of ``x`` (the forest's mean over trees)."""
+        out = []
+        for row in np.atleast_2d(x):
+            node = np.zeros(len(self._rows), dtype=np.int64)
+            for _ in range(self.depth):
+                left = self.left[self._rows, node]
+                leaf = left < 0
+                if leaf.all():
+                    break
+                go_left = row[self.feature[self._rows, node]] <= self.threshold[self._rows, node]
+                child = np.where(go_left, left, self.right[self._rows, node])
+                node = np.where(leaf, node, child)
+            out.append(self.value[self._rows, node].mean(axis=0))
+        return np.array(out)
+
+
+def fast(model: Any) -> Any:
+    """:class:`FastForest` for a forest, the model itself otherwise."""
+    return (
+        FastForest(model)
+        if hasattr(model, "estimators_") and hasattr(model.estimators_[0], "tree_")
+        else model
+    )
+
+
 @dataclass
 class Surrogate:
     """A fitted surrogate: predicts curves and costs of configurations.
@@ -218,11 +270,12 @@ class Surrogate:
 
     def sample(
         self, params: dict[str, Any], rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, float]:
-        """Like :meth:`predict`, plus one drawn residual curve (clipped to [0, 1])."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(noisy curve, noise-free curve, seconds per epoch, set-up seconds)``: the
+        prediction plus one drawn residual curve (clipped to [0, 1])."""
         curve, seconds, setup = self.predict(params)
         noise = self.residuals[rng.integers(len(self.residuals))]
-        return np.clip(curve + noise, 0.0, 1.0), seconds, setup
+        return np.clip(curve + noise, 0.0, 1.0), curve, seconds, setup
 
 
 def fit_surrogate(blackbox: Blackbox, kind: str, residuals: np.ndarray, seed: int = 0):
@@ -230,6 +283,6 @@ def fit_surrogate(blackbox: Blackbox, kind: str, residuals: np.ndarray, seed: in
     values, costs, trained = targets(blackbox)
     encoder = Encoder(blackbox.curves, blackbox.space)
     x = encoder.matrix([c.params for c in blackbox.curves])[trained]
-    curve_model = _regressor(kind, seed).fit(x, values[trained])
-    cost_model = _regressor(kind, seed).fit(x, costs[trained])
+    curve_model = fast(_regressor(kind, seed).fit(x, values[trained]))
+    cost_model = fast(_regressor(kind, seed).fit(x, costs[trained]))
     return Surrogate(encoder, curve_model, cost_model, residuals, blackbox.epochs, kind)

@@ -218,8 +218,7 @@ def simulate(
         if params is None:
             return
         trace.trials += 1
-        curve, seconds, setup = surrogate.sample(params, rng)
-        true_curve, _, _ = surrogate.predict(params)
+        curve, true_curve, seconds, setup = surrogate.sample(params, rng)
         running[trial_id] = _Running(
             trial_id, params, curve[:epochs], seconds[:epochs], float(np.max(true_curve))
         )

@@ -8,7 +8,8 @@ per-epoch objectives and costs. Ours (``bench/figures/surrogate_curves.json``)::
      "curves": [{"index": 0, "params": {optuna name: value}, "status": "completed",
                  "param_count": 1234, "setup_s": 3.1,
                  "epochs": [[val_rw_auc, val_auc, val_sensitivity, val_specificity,
-                             epoch_seconds], ...]}, ...]}
+                             epoch_seconds], ...],
+                 "scores": {"test_auc": ..., "external_specificity": ..., ...}}, ...]}
 
 ``epochs`` rows follow :data:`EPOCH_COLUMNS`; a diverged run has ``status`` ``nan_loss``
 and the epochs it finished. Values are rounded to 5 decimals: the file stays small.
@@ -43,6 +44,9 @@ class Curve:
         param_count: Trainable and frozen parameters of the model.
         setup_s: Seconds before the first epoch (data, model build, compile).
         epochs: One row per epoch (:data:`EPOCH_COLUMNS`).
+        scores: The kept (best-epoch) model on the shift proxies of issue 16, at its own
+            validation threshold (sensitivity >= 0.95): carved ``test_*``, ``external_*``
+            and the robustness suite's ``suite_mean_rw_auc`` / ``suite_worst_rw_auc``.
     """
 
     index: int
@@ -51,6 +55,7 @@ class Curve:
     param_count: int
     setup_s: float
     epochs: list[list[float]]
+    scores: dict[str, float] = field(default_factory=dict)
 
     def column(self, name: str) -> list[float]:
         """One column of :data:`EPOCH_COLUMNS` over the epochs."""
@@ -66,6 +71,7 @@ class Curve:
             "param_count": self.param_count,
             "setup_s": round(self.setup_s, 2),
             "epochs": [[_round(v) for v in row] for row in self.epochs],
+            "scores": {k: _round(v) for k, v in self.scores.items()},
         }
 
 
@@ -130,6 +136,7 @@ def load_blackbox(path: str | Path) -> Blackbox | None:
             param_count=c["param_count"],
             setup_s=c["setup_s"],
             epochs=[[math.nan if v is None else v for v in row] for row in c["epochs"]],
+            scores={k: math.nan if v is None else v for k, v in c.get("scores", {}).items()},
         )
         for c in raw["curves"]
     ]

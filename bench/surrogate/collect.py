@@ -37,12 +37,15 @@ from bench.surrogate.blackbox import Blackbox, Curve, load_blackbox, merge_curve
 DEFAULT_OUT = REPO / "bench" / "figures" / "surrogate_curves.json"
 
 
-def collection_experiment(data_root: str, *, quick: bool = False) -> tuple[Any, Any]:
+def collection_experiment(
+    data_root: str, *, quick: bool = False, external: str | None = None
+) -> tuple[Any, Any]:
     """The experiment and space the curves come from.
 
     The ``kermany`` recipe with every epoch run (no early stopping, no ASHA), over the
     ``kermany_sizes`` space (the image size searched among 64 and 96 px). ``quick``: a
-    tiny CNN space at 32 px, 2 epochs.
+    tiny CNN space at 32 px, 2 epochs. ``external``: a dataset whose ``test`` patients are
+    left out of this one and scored as the external set (``data.external_root``).
 
     Returns:
         ``(ExperimentConfig, SearchSpace)``.
@@ -56,6 +59,9 @@ def collection_experiment(data_root: str, *, quick: bool = False) -> tuple[Any, 
         "training": {"early_stopping_patience": 0},
         "scheduler": {"type": "none"},
     }
+    if external:
+        overrides["data"]["external_root"] = str(Path(external).resolve())
+        overrides["data"]["external_split"] = "val" if quick else "test"
     if quick:
         overrides["space"] = {
             "model.name": "cnn",
@@ -81,7 +87,9 @@ def draw(space: Any, seed: int, index: int) -> tuple[dict[str, Any], dict[str, A
     return dict(trial.params), space.resolve({**trial.params, **constants})
 
 
-def collect_one(data_root: str, quick: bool, seed: int, index: int, out: str) -> str:
+def collect_one(
+    data_root: str, quick: bool, seed: int, index: int, out: str, external: str | None
+) -> str:
     """Trains configuration ``index`` to the epoch budget and merges its curve into ``out``.
 
     Runs in a worker process of its own (one CPU thread, like a 1-CPU trial).
@@ -97,7 +105,7 @@ def collect_one(data_root: str, quick: bool, seed: int, index: int, out: str) ->
     from pneumo_core.train.loop import configure_threads, train_model
 
     configure_threads(1)
-    config, space = collection_experiment(data_root, quick=quick)
+    config, space = collection_experiment(data_root, quick=quick, external=external)
     params, values = draw(space, seed, index)
     train_config = config.trial_config(values, seed=seed + index)
     start = time.perf_counter()
@@ -113,18 +121,20 @@ def collect_one(data_root: str, quick: bool, seed: int, index: int, out: str) ->
                        row.get("val_specificity", float("nan")),
                        row.get("epoch_seconds", float("nan"))])  # fmt: skip
 
-    param_count, status = 0, "completed"
+    param_count, status, scores = 0, "completed", {}
     try:
         data = prepare_data(train_config.data)
         result = train_model(train_config, data, on_epoch=on_epoch)
         param_count, status = result.param_count, result.status
         if status == "early_stopped":  # no early stopping is configured; kept as it came
             status = "completed"
+        if result.model is not None and status == "completed":
+            scores = proxy_scores(result.model, train_config, data, quick)
     except PneumoError as exc:
         status = f"error: {exc}"[:200]
     setup = (first_epoch_at[0] if first_epoch_at else time.perf_counter()) - start
     header = Blackbox(config.to_yaml_dict(), space.names(), config.objective.metric)
-    curve = Curve(index, params, status, int(param_count), setup, rows)
+    curve = Curve(index, params, status, int(param_count), setup, rows, scores)
     count = merge_curve(out, header, curve)
     last = f"rw_auc {rows[-1][0]:.4f}" if rows else "no epoch"
     seconds = sum(r[-1] for r in rows)
@@ -134,6 +144,26 @@ def collect_one(data_root: str, quick: bool, seed: int, index: int, out: str) ->
     )
 
 
+def proxy_scores(model: Any, config: Any, data: Any, quick: bool) -> dict[str, float]:
+    """The kept model on carved test, the external set and the robustness suite (as
+    ``final`` scores its candidates side by side: each at its validation threshold)."""
+    from pneumo_core.data.external import prepare_external
+    from results.ensemble import side_by_side
+
+    external = (
+        prepare_external(config.data, data.class_names) if config.data.external_root else None
+    )
+    row = side_by_side(
+        [("collected", model, None)],
+        data,
+        0.95,
+        config.objective,
+        external=external,
+        suite_seed=None if quick else 0,
+    )["comparison"][0]
+    return {k: float(v) for k, v in row.items() if isinstance(v, float) and k != "threshold"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="the dataset folder (chest_xray_224)")
@@ -141,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="configurations at once")
     parser.add_argument("--minutes", type=float, default=0, help="hand out none after (0: all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--external",
+        help="a dataset whose test patients are left out and scored as the external set "
+        "(chest_xray_mini; with --quick the data's own val)",
+    )
     parser.add_argument(
         "--shard",
         default="0/1",
@@ -158,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     # the decoded-image caches are built once here, not by every worker at the same time
     from pneumo_core.data import prepare_data
 
-    config, _ = collection_experiment(args.data, quick=args.quick)
+    config, _ = collection_experiment(args.data, quick=args.quick, external=args.external)
     from spaces.builtin import KERMANY_SIZES
 
     for size in (32,) if args.quick else KERMANY_SIZES:
@@ -181,7 +216,15 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 index = pending.pop(0)
                 running.add(
-                    pool.submit(collect_one, args.data, args.quick, args.seed, index, args.out)
+                    pool.submit(
+                        collect_one,
+                        args.data,
+                        args.quick,
+                        args.seed,
+                        index,
+                        args.out,
+                        args.external,
+                    )
                 )
             if not running:
                 break

@@ -53,6 +53,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "tpe_asha_liar": {"tune": {"search": {"sampler": "tpe", "constant_liar": True}}},
     "hyperband": {"optuna": "random"},
     "bohb": {"optuna": "tpe"},
+    # the default, warm-started from another seed's default search of the same size
+    "default_warm": {"tune": {}, "warm": True},
 }
 
 
@@ -97,7 +99,7 @@ def make_policy(setting: dict[str, Any], seed: int, workers: int):
     else:
         searcher, scheduler = search_parts(config, space, None)
         policy = TunePolicy(searcher, scheduler, space.names())
-    return policy, config, metric
+    return policy, config, space, metric
 
 
 _SURROGATE = None
@@ -115,17 +117,38 @@ def run_one(job: tuple[str, dict[str, Any], int, int, float]) -> dict[str, Any]:
 
     name, setting, workers, seed, budget_s = job
     start = time.perf_counter()
-    policy, config, metric = make_policy(setting, seed, workers)
-    trace = simulate(
-        policy,
-        _SURROGATE,
-        workers=workers,
-        budget_s=budget_s,
-        epochs=config.epochs,
-        patience=config.training.early_stopping_patience,
-        metric=metric,
-        seed=seed,
-    )
+    policy, config, space, metric = make_policy(setting, seed, workers)
+
+    def search(policy, seed: int):
+        return simulate(
+            policy,
+            _SURROGATE,
+            workers=workers,
+            budget_s=budget_s,
+            epochs=config.epochs,
+            patience=config.training.early_stopping_patience,
+            metric=metric,
+            seed=seed,
+        )
+
+    if setting.get("warm"):  # the earlier run: the same search with another seed
+        import optuna
+
+        from search.warm_start import WarmStart, seed_study
+
+        earlier, *_ = make_policy({"tune": setting["tune"]}, seed + 10_000, workers)
+        search(earlier, seed + 10_000)
+        ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        trials = earlier.study.get_trials(deepcopy=False, states=ended)
+        warm = WarmStart("simulated", config.objective.key, config.objective.mode, trials)
+        seed_study(
+            policy.study,
+            warm,
+            objective=config.objective.key,
+            distributions=space.distributions(),
+            top=config.search.warm_start_top,
+        )
+    trace = search(policy, seed)
     return {
         "setting": name,
         "workers": workers,
@@ -262,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.workers, args.budget = 2, [1, 4], 2.0
-        args.settings = ["default", "random", "hyperband"]
+        args.settings = ["default", "random", "hyperband", "default_warm"]
         args.kind = args.kind or "random_forest"
     start = time.perf_counter()
     blackbox = load_blackbox(args.curves)

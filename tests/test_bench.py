@@ -154,3 +154,47 @@ def test_levers_quick(mini_root, tmp_path):
     base, ema = (results["medians"][k]["test_rw_auc"] for k in ("baseline", "ema"))
     assert delta == ema - base
     assert "each lever minus the baseline" in stdout
+
+
+def test_budget_curve_quick(mini_root, tmp_path):
+    """The recipe searched and finalized, its report read off as shift proxies."""
+    out = tmp_path / "budget"
+    stdout = run_quick("budget_curve.py", str(mini_root), "--out", str(out), timeout=600)
+    results = json.loads((out / "budget_curve.json").read_text())
+    (row,) = results["rows"]
+    assert row["trials"] == 2 and 0.0 <= row["best_val"] <= 1.0
+    for column in ("test_auc", "test_specificity", "external_auc", "external_specificity"):
+        assert 0.0 <= row[column] <= 1.0, column
+    assert results["medians"]["0.5"]["test_auc"] == row["test_auc"]
+    assert "falling from the shortest to the longest budget" in stdout
+
+
+def test_surrogate_collect_quick(mini_root, tmp_path):
+    """Two configurations trained to the budget; their curves and proxy scores in one file."""
+    from bench.surrogate.blackbox import load_blackbox
+
+    out = tmp_path / "curves.json"
+    args = (str(mini_root), "--out", str(out), "--external", str(mini_root))
+    stdout = run_quick("surrogate/collect.py", *args, timeout=600)
+    blackbox = load_blackbox(out)
+    assert sorted(c.index for c in blackbox.curves) == [0, 1], stdout
+    for curve in blackbox.curves:
+        assert curve.status == "completed" and len(curve.epochs) == 2
+        assert all(0.0 <= v <= 1.0 for v in curve.column("val_rw_auc"))
+        assert all(s > 0 for s in curve.column("seconds"))
+        assert 0.0 <= curve.scores["external_specificity"] <= 1.0
+    again = run_quick("surrogate/collect.py", *args, timeout=600)  # resumable: nothing to do
+    assert "2 curves in" in again and "0 to collect" in again
+
+
+def test_surrogate_simulation_quick():
+    """The committed curves: a surrogate fitted and checked, searches simulated with the
+    product's searcher and Ray Tune's ASHA, in under a minute."""
+    stdout = run_quick("surrogate/run.py", "--processes", "1", timeout=300)
+    rho = float(re.search(r"random_forest\s+rank corr\. final score ([-\d.]+)", stdout)[1])
+    assert -1.0 <= rho <= 1.0
+    for workers in (1, 4):
+        block = stdout.split(f"{workers} worker(s): random's median final best")[1]
+        for setting in ("default", "random", "hyperband", "default_warm"):
+            assert re.search(rf"^{setting} \| \d+ \|", block, re.M), (setting, block)
+    assert "simulated searches in" in stdout

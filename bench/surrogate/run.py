@@ -267,6 +267,40 @@ def check_targets(table: dict[str, Any], workers: int = 16) -> list[str]:
     return lines
 
 
+#: Issue 16's shift proxies stored with each collected curve (bench/surrogate/collect.py).
+SHIFT_SCORES = (
+    "test_rw_auc",
+    "test_specificity",
+    "external_rw_auc",
+    "external_specificity",
+    "suite_mean_rw_auc",
+    "suite_worst_rw_auc",
+)
+
+
+def proxy_table(blackbox) -> dict[str, Any]:
+    """Across the collected configurations: Spearman's rho of the validation objective (the
+    best epoch's, what a search ranks by) with each shift score, over all of them and over
+    the best quarter by validation (where a search's choice is made)."""
+    from scipy.stats import spearmanr
+
+    rows = [
+        (max(v for v in c.column(f"val_{blackbox.metric}") if math.isfinite(v)), c.scores)
+        for c in blackbox.curves
+        if c.scores and any(math.isfinite(v) for v in c.column(f"val_{blackbox.metric}"))
+    ]
+    rows.sort(key=lambda r: r[0], reverse=True)
+    table: dict[str, Any] = {"configurations": len(rows)}
+    for subset, chosen in (("all", rows), ("top_quarter", rows[: max(3, len(rows) // 4)])):
+        entry = {}
+        for score in SHIFT_SCORES:
+            pairs = [(v, s[score]) for v, s in chosen if math.isfinite(s.get(score, math.nan))]
+            rho = spearmanr(*zip(*pairs)).statistic if len(pairs) >= 3 else math.nan
+            entry[score] = None if math.isnan(rho) else float(rho)
+        table[subset] = {"n": len(chosen), "spearman": entry}
+    return table
+
+
 def _without_residuals(check: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in check.items() if k != "residuals"}
 
@@ -301,6 +335,14 @@ def main(argv: list[str] | None = None) -> int:
             f"MAE {check['mae_final']:.4f}  rank corr. cost {check['spearman_cost']:.3f}"
         )
     kind = max(checks, key=lambda k: checks[k]["spearman_final"])
+    proxies = proxy_table(blackbox)
+    print(f"validation objective vs shift scores over {proxies['configurations']} configurations:")
+    for subset in ("all", "top_quarter"):
+        rhos = proxies[subset]["spearman"]
+        print(
+            f"  {subset} ({proxies[subset]['n']}): "
+            + ", ".join(f"{k} {v:+.2f}" for k, v in rhos.items() if v is not None)
+        )
     surrogate = fit_surrogate(blackbox, kind, checks[kind]["residuals"])
     full_trial = float(
         np.median([sum(c.column("seconds")) + c.setup_s for c in blackbox.curves if c.epochs])
@@ -329,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             k: {x: y for x, y in v.items() if x != "residuals"} for k, v in checks.items()
         },
         "kind": kind,
+        "proxies": proxies,
         "full_trial_s": full_trial,
         "table": table,
         "targets": lines,

@@ -29,6 +29,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.quick import QUICK_SPACE  # noqa: E402
+
 #: The proxies read off each report, in the table's order.
 COLUMNS = (
     "test_auc",
@@ -40,15 +42,6 @@ COLUMNS = (
     "family_worst_rw_auc",
     "family_mean_rw_auc",
 )
-#: A tiny CNN space for --quick (builds at 32 px, trains in seconds).
-QUICK_SPACE = {
-    "model.name": "cnn",
-    "model.params.num_blocks": 2,
-    "model.params.filters": {"choice": [4, 8]},
-    "model.params.head": "global_avg",
-    "model.params.dense_units": [8],
-    "training.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
-}
 
 
 def proxies(report: dict[str, Any]) -> dict[str, float | None]:
@@ -92,7 +85,7 @@ def recipe_run(args, seed: int, minutes: float, out: Path) -> dict[str, Any]:
     raw["search"].update(seed=seed, time_budget_s=minutes * 60, num_samples=-1)
     if args.quick:  # two trials, whatever the load of the machine (a budget could end first)
         raw["search"].update(time_budget_s=0, num_samples=2)
-        raw["space"] = QUICK_SPACE
+        raw["space"] = dict(QUICK_SPACE)
         raw["data"]["image_size"] = 32
         raw["data"].pop("test_fraction", None)
         raw["training"]["epochs"] = 2

@@ -189,6 +189,7 @@ def quick_search(data: Path, out: Path) -> Path:
     import ray
     import yaml
 
+    from bench.quick import QUICK_SPACE
     from pneumo_core.configuration import from_dict
     from search.config import ExperimentConfig
     from search.runner import run_experiment
@@ -196,13 +197,7 @@ def quick_search(data: Path, out: Path) -> Path:
     raw = yaml.safe_load((REPO / "search" / "kermany.yaml").read_text())
     raw["name"] = "levers-quick"
     raw["output_dir"] = str(out.resolve() / raw["name"])
-    raw["space"] = {
-        "model.name": "cnn",
-        "model.params.num_blocks": 2,
-        "model.params.filters": {"choice": [4, 8]},
-        "model.params.head": "global_avg",
-        "model.params.dense_units": [8],
-    }
+    raw["space"] = {k: v for k, v in QUICK_SPACE.items() if not k.startswith("training.")}
     raw["data"].update(root=str(data), image_size=32, external_root=str(data))
     raw["data"]["external_split"] = "val"
     raw["data"].pop("test_fraction", None)

@@ -36,6 +36,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.quick import QUICK_SPACE  # noqa: E402
+
 #: The proxies (the signals one could select by), in the table's row order.
 PROXIES = (
     "search_val",
@@ -49,16 +51,6 @@ PROXIES = (
 )
 #: The shift scores proxies are judged against (the table's columns).
 TARGETS = ("external_rw_auc", "external_specificity", "family_worst_rw_auc", "family_mean_rw_auc")
-
-#: A tiny CNN space for --quick (builds at 32 px, trains in seconds).
-QUICK_SPACE = {
-    "model.name": "cnn",
-    "model.params.num_blocks": 2,
-    "model.params.filters": {"choice": [4, 8]},
-    "model.params.head": "global_avg",
-    "model.params.dense_units": [8],
-    "training.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
-}
 
 
 def experiment_for(base: dict[str, Any], args, out: Path) -> dict[str, Any]:
@@ -188,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     import_tensorflow()
     base = yaml.safe_load(Path(args.experiment).read_text())
     if args.quick:
-        base["space"] = QUICK_SPACE
+        base["space"] = dict(QUICK_SPACE)
         base["search"]["max_concurrent_trials"] = 1
         base["data"].pop("test_fraction", None)
         args.trials, args.top, args.image_size, args.epochs = 3, 3, 32, 1

@@ -34,6 +34,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.quick import QUICK_SPACE as TINY_QUICK_SPACE  # noqa: E402
+
 #: The columns summarized (from final's side-by-side rows).
 COLUMNS = (
     "test_rw_auc",
@@ -56,14 +58,9 @@ OPTIONS = (
 
 #: A small CNN space for --quick (builds at 32 px, trains in seconds).
 QUICK_SPACE = {
-    "model.name": "cnn",
-    "model.params.num_blocks": 2,
-    "model.params.filters": {"choice": [4, 8]},
-    "model.params.head": "global_avg",
-    "model.params.dense_units": [8],
+    **TINY_QUICK_SPACE,
     "model.params.equalize": True,
     "training.label_smoothing": {"choice": [0.0, 0.1]},
-    "training.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
 }
 
 

@@ -63,15 +63,9 @@ def collection_experiment(
         overrides["data"]["external_root"] = str(Path(external).resolve())
         overrides["data"]["external_split"] = "val" if quick else "test"
     if quick:
-        overrides["space"] = {
-            "model.name": "cnn",
-            "model.params.num_blocks": 2,
-            "model.params.filters": {"choice": [4, 8]},
-            "model.params.head": "global_avg",
-            "model.params.dense_units": [8],
-            "training.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
-            "data.image_size": 32,
-        }
+        from bench.quick import QUICK_SPACE
+
+        overrides["space"] = {**QUICK_SPACE, "data.image_size": 32}
         overrides["training"]["epochs"] = 2
     return prepare_experiment(REPO / "search" / "kermany.yaml", overrides, samples=4)
 

@@ -7,8 +7,8 @@ same setting, worker count and budget on the surrogate, over ``--sim-seeds`` see
 side by side: the best validation objective at the budget's end and the trials started;
 each real seed is placed within the simulated spread (its percentile).
 
-    python bench/surrogate/reality.py ../shared/data/chest_xray_224 --seeds 0 1 2 \\
-        --minutes 15 --workers 2
+    python bench/surrogate/reality.py ../shared/data/chest_xray_224 \\
+        --external ../shared/data/chest_xray_mini --seeds 0 1 2 --minutes 15 --workers 2
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-def real_search(data: str, seed: int, minutes: float, workers: int, out: Path) -> dict[str, Any]:
+def real_search(
+    data: str, seed: int, minutes: float, workers: int, out: Path, external: str | None
+) -> dict[str, Any]:
     """One real search; returns its best objective, trials and wall time."""
     import ray
 
@@ -48,6 +50,8 @@ def real_search(data: str, seed: int, minutes: float, workers: int, out: Path) -
             "max_concurrent_trials": workers,
         },
     }
+    if external:  # the external set's patients left out of the data
+        overrides["data"].update(external_root=str(Path(external).resolve()))
     config = load_experiment(REPO / "search" / "kermany.yaml", overrides)
     start = time.monotonic()
     try:
@@ -82,6 +86,7 @@ def simulated(seeds: int, minutes: float, workers: int, curves: str) -> list[dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", help="the dataset the curves were collected on")
+    parser.add_argument("--external", help="as given to collect.py (chest_xray_mini)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=2)
@@ -97,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.real:
         real = json.loads(Path(args.real).read_text())["real"]
     else:
-        real = [real_search(args.data, s, args.minutes, args.workers, out) for s in args.seeds]
+        real = [
+            real_search(args.data, s, args.minutes, args.workers, out, args.external)
+            for s in args.seeds
+        ]
     sims = simulated(args.sim_seeds, args.minutes, args.workers, args.curves)
     sim_best = np.array([r["best"][-1] if r["best"] else np.nan for r in sims])
     sim_trials = np.array([r["trials"] for r in sims])

@@ -55,7 +55,25 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "bohb": {"optuna": "tpe"},
     # the default, warm-started from another seed's default search of the same size
     "default_warm": {"tune": {}, "warm": True},
+    # variants of the default (--settings picks them): start-up trials, ASHA's shape
+    "startup_5": {"tune": {"search": {"startup_trials": 5}}},
+    "startup_20": {"tune": {"search": {"startup_trials": 20}}},
+    "startup_40": {"tune": {"search": {"startup_trials": 40}}},
+    "asha_rf2": {"tune": {"scheduler": {"reduction_factor": 2}}},
+    "asha_rf4": {"tune": {"scheduler": {"reduction_factor": 4}}},
+    "asha_grace2": {"tune": {"scheduler": {"grace_period": 2}}},
 }
+#: The settings compared unless --settings says otherwise.
+MAIN_SETTINGS = (
+    "default",
+    "random",
+    "random_asha",
+    "tpe_asha",
+    "tpe_asha_liar",
+    "hyperband",
+    "bohb",
+    "default_warm",
+)
 
 
 def experiment(overrides: dict[str, Any] | None = None):
@@ -310,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--curves", default=str(CURVES))
     parser.add_argument("--seeds", type=int, default=30, help="seeds per setting")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 16, 64])
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument(
+        "--settings", nargs="+", default=list(MAIN_SETTINGS), choices=list(SETTINGS)
+    )
     parser.add_argument("--budget", type=float, default=6.0, help="full trials per worker")
     parser.add_argument("--kind", choices=MODEL_KINDS, help="surrogate kind (default: best CV)")
     parser.add_argument("--processes", type=int, default=2)

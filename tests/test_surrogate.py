@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from bench.surrogate.blackbox import Blackbox, Curve, load_blackbox, merge_curve
-from bench.surrogate.model import Encoder, FastForest, _regressor
+from bench.surrogate.model import Encoder, FastForest, _regressor, epoch_noise
 from bench.surrogate.simulator import TunePolicy, simulate
 from pneumo_core.configuration import from_dict
 from search.config import ExperimentConfig
@@ -133,3 +133,16 @@ def test_curves_merge_into_one_file_and_the_encoder_reads_branches(tmp_path):
     assert rows[1, encoder.columns.index(("a@cnn", None))] < -1  # the branch not taken
     # log10(lr + a tenth of the smallest positive value), so zeros stay finite
     assert rows[0, encoder.columns.index(("lr", "log"))] == pytest.approx(math.log10(1.1e-3))
+
+
+def test_epoch_noise_keeps_a_collapsed_epoch_a_dip_not_a_peak():
+    """One epoch collapsing (0.97, 0.68, 0.97) is a dip of that epoch only: the simulated
+    wobble lifts no neighbour, and a smooth rising curve wobbles not at all."""
+    collapsing, rising = [0.97, 0.97, 0.68, 0.97, 0.98], [0.60, 0.70, 0.80, 0.85, 0.90]
+    rows = [[[v, v, 0.9, 0.9, 10.0] for v in values] for values in (collapsing, rising)]
+    curves = [Curve(i, {"lr": 0.1 * (i + 1)}, "completed", 1, 1.0, r) for i, r in enumerate(rows)]
+    blackbox = Blackbox({"name": "toy"}, ["lr"], "rw_auc", curves)
+    noise = epoch_noise(blackbox)
+    assert noise.shape == (2, 5)
+    assert noise[0, 2] < -0.2 and np.all(noise[0, [0, 1, 3, 4]] <= 0.0)
+    assert np.allclose(noise[1], 0.0)

@@ -78,7 +78,7 @@ def simulated(seeds: int, minutes: float, workers: int, curves: str) -> list[dic
     blackbox = load_blackbox(curves)
     checks = {k: cross_validate(blackbox, k, repeats=1) for k in MODEL_KINDS}
     kind = max(checks, key=lambda k: checks[k]["spearman_final"])
-    sim._init(fit_surrogate(blackbox, kind, checks[kind]["residuals"]))
+    sim._init(fit_surrogate(blackbox, kind))
     setting = sim.SETTINGS["default"]
     return [sim.run_one(("default", setting, workers, s, minutes * 60)) for s in range(seeds)]
 

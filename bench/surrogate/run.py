@@ -319,10 +319,6 @@ def proxy_table(blackbox) -> dict[str, Any]:
     return table
 
 
-def _without_residuals(check: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in check.items() if k != "residuals"}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--curves", default=str(CURVES))
@@ -363,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  {subset} ({proxies[subset]['n']}): "
             + ", ".join(f"{k} {v:+.2f}" for k, v in rhos.items() if v is not None)
         )
-    surrogate = fit_surrogate(blackbox, kind, checks[kind]["residuals"])
+    surrogate = fit_surrogate(blackbox, kind)
     full_trial = float(
         np.median([sum(c.column("seconds")) + c.setup_s for c in blackbox.curves if c.epochs])
     )
@@ -387,9 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "args": vars(args),
-        "surrogate": {
-            k: {x: y for x, y in v.items() if x != "residuals"} for k, v in checks.items()
-        },
+        "surrogate": checks,
         "kind": kind,
         "proxies": proxies,
         "full_trial_s": full_trial,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,12 @@ __all__ = [
 SAMPLER_NAMES = tuple(SAMPLERS)
 
 
+#: TPE's random start-up trials per concurrent trial when ``startup_trials`` is not set:
+#: bench/RESULTS.md ("Search at cluster scale"), 40 start-up trials at 16 workers beat 10
+#: and 20 in simulated searches on our own learning curves.
+STARTUP_PER_WORKER = 2.5
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """How many trials, sampled how.
@@ -41,7 +48,10 @@ class SearchConfig:
             hour with small models, but each worker's memory grows by some MiB per trial
             (bench/RESULTS.md). Off by default.
         startup_trials: Random trials before the sampler's model takes over (tpe, cmaes,
-            gp); None: the sampler's own default.
+            gp); None: for TPE with ``max_concurrent_trials`` set, 2.5 per concurrent
+            trial and at least 10 (:data:`STARTUP_PER_WORKER`; 40 at 16 workers, where the
+            simulated searches of bench/RESULTS.md did better than with 10 or 20), else
+            the sampler's own default.
         constant_liar: TPE counts trials still running as if they had scored the worst
             value so far, so trials asked together spread out (many concurrent trials).
         warm_start: A finished (or stopped) run folder whose study seeds this search: its
@@ -81,8 +91,20 @@ class SearchConfig:
         require(self.max_failures >= 0, "max_failures", "must be >= 0")
 
     def sampler_options(self) -> SamplerOptions:
-        """The sampler's start-up and pending-trial options."""
-        return SamplerOptions(startup_trials=self.startup_trials, constant_liar=self.constant_liar)
+        """The sampler's start-up and pending-trial options (start-up trials resolved as
+        the ``startup_trials`` attribute says)."""
+        return SamplerOptions(
+            startup_trials=self.resolved_startup_trials(), constant_liar=self.constant_liar
+        )
+
+    def resolved_startup_trials(self) -> int | None:
+        """``startup_trials`` if set; for TPE with a concurrency limit, 2.5 random trials
+        per concurrent trial and at least 10; None (the sampler's default) otherwise."""
+        if self.startup_trials is not None:
+            return self.startup_trials
+        if self.sampler == "tpe" and self.max_concurrent_trials > 0:
+            return max(10, math.ceil(STARTUP_PER_WORKER * self.max_concurrent_trials))
+        return None
 
 
 @dataclass(frozen=True)

@@ -118,7 +118,9 @@ def _regressor(kind: str, seed: int):
         return make_pipeline(StandardScaler(), KNeighborsRegressor(5, weights="distance"))
     if kind == "gradient_boosting":
         return MultiOutputRegressor(
-            HistGradientBoostingRegressor(max_iter=150, learning_rate=0.05, random_state=seed)
+            HistGradientBoostingRegressor(
+                max_iter=150, learning_rate=0.05, min_samples_leaf=3, random_state=seed
+            )
         )
     raise ValueError(f"unknown surrogate kind {kind!r}; valid: {', '.join(MODEL_KINDS)}")
 

@@ -14,6 +14,7 @@ import subprocess
 import optuna
 import pytest
 
+from bench.quick import QUICK_SPACE
 from pneumo_core.configuration import from_dict
 from pneumo_core.errors import ConfigError
 from results.leaderboard import read_csv_rows
@@ -26,14 +27,7 @@ from tests.search.conftest import experiment_dict, write_experiment
 
 pytestmark = pytest.mark.slow
 
-SPACE = {
-    "model.name": "cnn",
-    "model.params.num_blocks": 2,
-    "model.params.filters": {"choice": [4, 8]},
-    "model.params.head": "global_avg",
-    "model.params.dense_units": [8],
-    "training.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
-}
+SPACE = QUICK_SPACE  # two choices of filters and a learning rate: small, quick to train
 
 
 def small_experiment(root, out, **search) -> dict:

@@ -205,11 +205,11 @@ def epoch_noise(blackbox: Blackbox) -> np.ndarray:
     """Each trained real curve's deviation from its own centred running median of 3 epochs
     (the first and last epochs repeat at the edges), clipped to its 1st-99th percentiles:
     the wobble a simulated trial adds."""
+    from scipy.ndimage import median_filter
+
     values, _, trained = targets(blackbox)
     values = values[trained]
-    padded = np.pad(values, ((0, 0), (1, 1)), mode="edge")
-    smooth = np.median(np.stack([padded[:, :-2], padded[:, 1:-1], padded[:, 2:]]), axis=0)
-    jitter = values - smooth
+    jitter = values - median_filter(values, size=(1, 3), mode="nearest")
     low, high = np.percentile(jitter, [1, 99])
     return np.clip(jitter, low, high)
 

@@ -260,6 +260,47 @@ def print_tables(table: dict[str, Any]) -> None:
             print(" | ".join(cells))
 
 
+def paired(runs: list[dict[str, Any]], base: str = "default") -> dict[str, Any]:
+    """Per worker count, each setting against ``base`` seed by seed (the settings share
+    seeds, so their random start-up trials are the same): the median difference of the
+    final leader's true score (``true@1``) and of the best reported (``best@1``), with
+    wins, ties and losses."""
+    table: dict[str, Any] = {}
+    for workers in sorted({r["workers"] for r in runs}):
+        by = {(r["setting"], r["seed"]): r for r in runs if r["workers"] == workers}
+        rows = {}
+        for name in dict.fromkeys(setting for setting, _ in by):
+            if name == base:
+                continue
+            row = {}
+            for key, label in (("true_best", "true@1"), ("best", "best@1")):
+                diffs = np.array(
+                    [
+                        best_at(run, run["budget_s"], key)
+                        - best_at(by[(base, seed)], run["budget_s"], key)
+                        for (setting, seed), run in by.items()
+                        if setting == name and (base, seed) in by
+                    ]
+                )
+                diffs = diffs[~np.isnan(diffs)]
+                if len(diffs):
+                    wins, ties = int((diffs > 1e-9).sum()), int((abs(diffs) <= 1e-9).sum())
+                    losses = int((diffs < -1e-9).sum())
+                    row[label] = (float(np.median(diffs)), wins, ties, losses)
+            rows[name] = row
+        table[str(workers)] = rows
+    return table
+
+
+def print_paired(table: dict[str, Any], base: str = "default") -> None:
+    """The paired table: median difference (wins/ties/losses) against ``base``."""
+    for workers, rows in table.items():
+        print(f"\n{workers} worker(s), paired with {base}: median difference (wins/ties/losses)")
+        for name, row in rows.items():
+            cells = [f"{k} {m:+.4f} ({w}/{t}/{lo})" for k, (m, w, t, lo) in row.items()]
+            print(f"  {name:<14} " + "  ".join(cells))
+
+
 def check_targets(table: dict[str, Any], workers: int = 16) -> list[str]:
     """The issue's targets at ``workers``, each with met / not met."""
     entry = table.get(str(workers))
@@ -377,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = pool.map(run_one, jobs, chunksize=1)
     table = summarize(runs)
     print_tables(table)
+    pairs = paired(runs) if "default" in args.settings else {}
+    print_paired(pairs)
     lines = check_targets(table)
     print("\ntargets at 16 workers:" if "16" in table else "")
     for line in lines:
@@ -390,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         "proxies": proxies,
         "full_trial_s": full_trial,
         "table": table,
+        "paired": pairs,
         "targets": lines,
         "runs": runs,
         "seconds": round(time.perf_counter() - start, 1),

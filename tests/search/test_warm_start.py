@@ -27,12 +27,10 @@ from tests.search.conftest import experiment_dict, write_experiment
 
 pytestmark = pytest.mark.slow
 
-SPACE = QUICK_SPACE  # two choices of filters and a learning rate: small, quick to train
-
 
 def small_experiment(root, out, **search) -> dict:
     data = experiment_dict(root, out, max_concurrent_trials=1, **search)
-    data["space"] = dict(SPACE)
+    data["space"] = dict(QUICK_SPACE)
     data["training"]["epochs"] = 2
     return data
 

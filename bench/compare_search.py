@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plot", help="PNG of the curves (default: OUT/compare_search.png)")
     parser.add_argument(
-        "--quick", action="store_true", help="32 px, 2 epochs, budget 6, one seed (tests)"
+        "--quick", action="store_true", help="32 px, 2 epochs, budget 4, one seed (tests)"
     )
     parser.add_argument(
         "--replot", metavar="JSON", help="only redraw the curves of an earlier run's JSON"
@@ -516,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         overrides["data"]["image_size"] = 32
         overrides["training"] = {"epochs": 2}
-        budget, seeds = 6, seeds[:1]
+        budget, seeds = 4, seeds[:1]
     out = Path(args.out).resolve()
     overrides["output_dir"] = str(out)
     experiment, space = prepare_experiment(Path(args.experiment), overrides)

@@ -72,16 +72,13 @@ def lever_runs(run_dir: Path, lever: str, args, log) -> list[dict[str, Any]]:
     variant = {**row, **{k: json.dumps(v) for k, v in LEVERS[lever].items()}}
     epochs = record.base.training.epochs * (2 if lever == "cosine_long" else 1)
     options = FinalOptions(
-        seeds=len(args.seeds),
-        epochs=epochs,
-        image_size=args.resolution if lever == "resolution" else None,
-        ensemble=max(2, len(args.seeds)),  # every seed's model stays to be scored
+        epochs=epochs, image_size=args.resolution if lever == "resolution" else None
     )
     shifted = record.seed  # the suite's shifts stay the same for every lever and seed
-    record = dataclasses.replace(record, seed=args.seeds[0])  # seeds: first, first + 1, ...
     rows = []
     external = None
-    for run in retrain(record, [variant], options, log):
+    for seed in args.seeds:  # one retrain per call: retrain keeps one model per trial
+        (run,) = retrain(dataclasses.replace(record, seed=seed), [variant], options, log)
         if run.result.model is None or not math.isfinite(run.value):
             log(f"{lever} seed {run.seed}: unusable ({run.result.status}), left out")
             continue
@@ -136,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolution", type=int, default=128, help="the resolution lever's px")
     parser.add_argument("--family", action="store_true", help="also the family-out scores")
     parser.add_argument("--out", help="where levers.json goes (default: the run folder)")
-    parser.add_argument("--quick", action="store_true", help="a tiny search, 2 levers, 1 seed")
+    parser.add_argument("--quick", action="store_true", help="a tiny search, 2 levers, 2 seeds")
     args = parser.parse_args(argv)
 
     from pneumo_core.runtime import import_tensorflow
@@ -146,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir).resolve()
     if args.quick:
         run_dir = quick_search(run_dir, Path(args.out or REPO / "runs" / "bench_levers"))
-        args.seeds, args.levers, args.family = [0], ["baseline", "ema"], False
+        args.seeds, args.levers, args.family = [0, 1], ["baseline", "ema"], False
     log = lambda line: print("  " + line, flush=True)  # noqa: E731
     rows: list[dict[str, Any]] = []
     for lever in args.levers:

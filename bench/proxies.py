@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", default=str(REPO / "runs" / "bench_proxies"))
     parser.add_argument("--reuse", action="store_true", help="score an existing search")
-    parser.add_argument("--quick", action="store_true", help="tiny search, 3 models, no suite")
+    parser.add_argument("--quick", action="store_true", help="tiny search, 2 models, no suite")
     args = parser.parse_args(argv)
 
     import ray
@@ -181,9 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     base = yaml.safe_load(Path(args.experiment).read_text())
     if args.quick:
         base["space"] = dict(QUICK_SPACE)
-        base["search"]["max_concurrent_trials"] = 1
         base["data"].pop("test_fraction", None)
-        args.trials, args.top, args.image_size, args.epochs = 3, 3, 32, 1
+        args.trials, args.top, args.image_size, args.epochs = 2, 2, 32, 1
         args.external_split = "val"  # the data's own val patients become the external set
     args.external = args.external or args.data
     out = Path(args.out).resolve()

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from pneumo_core.configuration import require
 
+#: The rules ``final --select`` accepts (:mod:`results.selection`).
+SELECTION_RULES = ("objective", "simplest", "family", "suite")
+
 __all__ = ["FinalOptions"]
 
 
@@ -38,7 +41,8 @@ class FinalOptions:
         select: How the kept model is chosen among the retrained candidates tied with the
             best within its validation interval (:mod:`results.selection`): ``objective``
             (the best on validation), ``simplest`` (fewest parameters: the
-            one-standard-error rule) or ``family`` (best worst held-out family).
+            one-standard-error rule), ``family`` (best worst held-out family) or ``suite``
+            (best robustness-suite mean on the validation images).
         tta: Test-time augmentation: the exported model (single or ensemble) also averages
             over :data:`TTA_VIEWS`; reported beside the model without it.
     """
@@ -74,8 +78,4 @@ class FinalOptions:
         )
         require(self.n_boot >= 50, "n_boot", "must be >= 50")
         require(self.gallery >= 0, "gallery", "must be >= 0")
-        require(
-            self.select in ("objective", "simplest", "family"),
-            "--select",
-            "must be objective, simplest or family",
-        )
+        require(self.select in SELECTION_RULES, "--select", f"must be one of {SELECTION_RULES}")

@@ -10,6 +10,11 @@ over the validation images). Among them, the rule decides:
 - ``simplest``: the one-standard-error rule's choice, the fewest parameters;
 - ``family``: the best worst-family score, each tied candidate retrained once per
   acquisition family held out (:mod:`results.family_check`; 3 or 4 retrainings each).
+- ``suite``: the best robustness-suite mean rw_auc on the **validation** images (every
+  shift at severity 2, the same shifted images for every candidate; no retraining). Over
+  the collected configurations this tie-break kept the external set's scores rising with
+  the number of trials where the plain objective's levelled off (bench/RESULTS.md, issue
+  16, "Which pick among more trials").
 """
 
 from __future__ import annotations
@@ -19,11 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 from results.candidates import Retrained, best_run, usable
+from results.final_options import SELECTION_RULES
 
 __all__ = ["SELECTION_RULES", "select_run", "tied_runs"]
 
-#: The rules ``final --select`` accepts.
-SELECTION_RULES = ("objective", "simplest", "family")
 
 _RESAMPLES = 500
 
@@ -99,6 +103,11 @@ def select_run(
     held_out: dict[str, Any] = {}
     if rule == "simplest":
         chosen = min(tied, key=lambda r: (r.result.param_count, tied.index(r)))
+    elif rule == "suite":
+        means = validation_suite_means(tied, seed)
+        for entry, mean in zip(entries, means):
+            entry["val_suite_mean_rw_auc"] = mean
+        chosen = max(tied, key=lambda r: (_finite(means[tied.index(r)]), -tied.index(r)))
     else:
         from results.family_check import held_out_families
 
@@ -118,6 +127,44 @@ def select_run(
         "held_out": held_out,
     }
     return chosen, selection
+
+
+def validation_suite_means(runs: list[Retrained], seed: int) -> list[float]:
+    """Each run's robustness-suite mean rw_auc on its validation images (severity 2).
+
+    The shifted images are made once (seeded by ``seed``) and scored by every run, so the
+    runs are compared on the same images. Runs whose model was released score NaN.
+    """
+    from pneumo_core.data.pipeline import predict_batches
+    from pneumo_core.robustness import apply_shift, robustness_table
+
+    images, labels = runs[0].data.arrays("val")
+    views: dict[tuple[str, int], Any] = {}
+
+    def shift_once(images, name: str, severity: int, shift_seed: int):
+        if (name, severity) not in views:
+            views[name, severity] = apply_shift(images, name, severity, shift_seed)
+        return views[name, severity]
+
+    means = []
+    for run in runs:
+        if run.result.model is None or run.config.data != runs[0].config.data:
+            means.append(math.nan)  # not held, or scored on other images: not comparable
+            continue
+        objective = run.config.objective
+        summary = robustness_table(
+            lambda batch, model=run.result.model: predict_batches(model, batch),
+            images,
+            labels,
+            threshold=0.5,  # rw_auc does not depend on it
+            seed=seed,
+            severities=(2,),
+            tau=objective.tau,
+            w=objective.w,
+            shift=shift_once,
+        )["summary"]
+        means.append(float(summary["mean_rw_auc"]))
+    return means
 
 
 def _key(run: Retrained) -> str:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from pneumo_core.errors import PneumoError
+from results.final_options import SELECTION_RULES
 
 __all__ = ["main"]
 
@@ -318,11 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     final.add_argument(
         "--select",
-        choices=["objective", "simplest", "family"],
+        choices=SELECTION_RULES,
         default="objective",
         help="among retrained candidates tied with the best within its validation interval, "
-        "keep the best on validation (default), the fewest parameters, or the best worst "
-        "held-out family (retrains each tied one per family)",
+        "keep the best on validation (default), the fewest parameters, the best worst "
+        "held-out family (retrains each tied one per family), or the best robustness-suite "
+        "mean on the validation images",
     )
     final.add_argument(
         "--family-check",

@@ -25,7 +25,7 @@ from tests.conftest import REPO
 from tests.reliability.test_trial_faults import start
 from tests.search.conftest import kill_marked
 
-EPOCHS = 12
+EPOCHS = 6
 
 
 def damage(path: Path) -> None:

@@ -110,3 +110,39 @@ def test_a_member_picked_twice_weighs_twice_in_the_exported_ensemble():
     assert got == pytest.approx((2 * sigmoid(2.0) + sigmoid(-1.0)) / 3, abs=1e-6)
     assert sorted(m.name for m in ensemble.layers if isinstance(m, keras.Model)) == [
         "member_1", "member_2"]  # fmt: skip
+
+
+class ByPosition:
+    """Fixed validation probabilities, read by position; ``fragile`` models give 0.5 to
+    any image that is not the clean one (they break under every shift)."""
+
+    def __init__(self, probs, clean=None) -> None:
+        self.probs, self.clean, self.given = np.asarray(probs), clean, 0
+
+    def predict_on_batch(self, batch):
+        at = np.arange(self.given, self.given + len(batch)) % self.probs.size
+        self.given += len(batch)
+        out = self.probs[at].copy()
+        if self.clean is not None:
+            changed = np.any(batch != self.clean[at], axis=(1, 2, 3))
+            out[changed] = 0.5
+        return out[:, None]
+
+
+def test_the_suite_rule_keeps_the_tied_candidate_that_survives_the_shifts():
+    images = np.random.default_rng(0).integers(40, 200, (LABELS.size, 8, 8, 1), dtype=np.uint8)
+    data = SimpleNamespace(arrays=lambda split: (images, LABELS))
+    probs = Scores().probs
+    value = roc_auc(LABELS, probs)
+
+    def candidate(trial_id, model, value):
+        run_ = run(trial_id, value, 1000, model)
+        return Retrained(trial_id, 0, run_.config, data, run_.result, value)
+
+    fragile = candidate("fragile", ByPosition(probs, clean=images.astype(np.float32)), value)
+    sturdy = candidate("sturdy", ByPosition(probs), value - 0.005)  # tied, a little lower
+    chosen, selection = select_run([fragile, sturdy], "suite", 0, lambda _: None)
+    assert chosen is sturdy and selection["rule"] == "suite"
+    means = {t["trial_id"]: t["val_suite_mean_rw_auc"] for t in selection["tied"]}
+    assert means["sturdy"] > means["fragile"]
+    assert select_run([fragile, sturdy], "objective", 0, lambda _: None)[0] is fragile

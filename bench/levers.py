@@ -90,7 +90,7 @@ def lever_runs(run_dir: Path, lever: str, args, log) -> list[dict[str, Any]]:
             0.95,
             run.config.objective,
             external=external,
-            suite_seed=None if args.quick else shifted,
+            suite_seed=None if args.quick or args.no_suite else shifted,
         )["comparison"][0]
         if args.family:  # the same check as final --family-check
             held = held_out_families(run, log)
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
     parser.add_argument("--resolution", type=int, default=128, help="the resolution lever's px")
     parser.add_argument("--family", action="store_true", help="also the family-out scores")
+    parser.add_argument(
+        "--no-suite", action="store_true", help="skip the robustness suite (its shifts are slow)"
+    )
     parser.add_argument("--out", help="where levers.json goes (default: the run folder)")
     parser.add_argument("--quick", action="store_true", help="a tiny search, 2 levers, 2 seeds")
     args = parser.parse_args(argv)
@@ -145,10 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = quick_search(run_dir, Path(args.out or REPO / "runs" / "bench_levers"))
         args.seeds, args.levers, args.family = [0, 1], ["baseline", "ema"], False
     log = lambda line: print("  " + line, flush=True)  # noqa: E731
+    out = Path(args.out) if args.out else run_dir
+    out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for lever in args.levers:
         print(f"lever {lever}: {len(args.seeds)} seed(s)", flush=True)
         rows += lever_runs(run_dir, lever, args, log)
+        partial = {"args": vars(args), "partial": True, "rows": rows}  # a stop loses no lever
+        (out / "levers.json").write_text(json.dumps(partial, indent=2, default=str))
     table = {lever: medians([r for r in rows if r["lever"] == lever]) for lever in args.levers}
     deltas = {}
     if "baseline" in table:
@@ -167,8 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     print_table(table, "each lever:")
     if deltas:
         print_table(deltas, "\neach lever minus the baseline:", signed=True)
-    out = Path(args.out) if args.out else run_dir
-    out.mkdir(parents=True, exist_ok=True)
     result = {
         "args": vars(args),
         "seconds": round(time.perf_counter() - start, 1),

@@ -245,6 +245,22 @@ def apply_shift(images: np.ndarray, name: str, severity: int, seed: int) -> np.n
     return out
 
 
+def memoized_shift() -> Callable[[np.ndarray, str, int, int], np.ndarray]:
+    """An :func:`apply_shift` that shifts each (shift, severity, seed) once.
+
+    For several models scored on one split (pass it as ``robustness_table``'s ``shift``):
+    it remembers the first images it was given per key, so use one per split.
+    """
+    views: dict[tuple[str, int, int], np.ndarray] = {}
+
+    def shift(images: np.ndarray, name: str, severity: int, seed: int) -> np.ndarray:
+        if (name, severity, seed) not in views:
+            views[name, severity, seed] = apply_shift(images, name, severity, seed)
+        return views[name, severity, seed]
+
+    return shift
+
+
 def images_digest(images: np.ndarray) -> str:
     """A content hash of uint8 images (shape and bytes): the cache key of their shifts."""
     images = np.ascontiguousarray(images)

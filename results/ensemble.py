@@ -185,16 +185,11 @@ def side_by_side(
     """
     from pneumo_core.data.pipeline import predict_batches
     from pneumo_core.metrics import compute_metrics, threshold_for_sensitivity
-    from pneumo_core.robustness import apply_shift, robustness_table
+    from pneumo_core.robustness import memoized_shift, robustness_table
 
     val_images, val_labels = data.arrays("val")
     test_images, test_labels = data.arrays("test")
-    views: dict[tuple[str, int], np.ndarray] = {}
-
-    def shift_once(images, name: str, severity: int, seed: int) -> np.ndarray:
-        if (name, severity) not in views:  # the same test split for every candidate
-            views[name, severity] = apply_shift(images, name, severity, seed)
-        return views[name, severity]
+    shift_once = memoized_shift()  # the same shifted test images for every candidate
 
     rows = []
     probs: dict[str, Any] = {}

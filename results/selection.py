@@ -136,15 +136,10 @@ def validation_suite_means(runs: list[Retrained], seed: int) -> list[float]:
     runs are compared on the same images. Runs whose model was released score NaN.
     """
     from pneumo_core.data.pipeline import predict_batches
-    from pneumo_core.robustness import apply_shift, robustness_table
+    from pneumo_core.robustness import memoized_shift, robustness_table
 
     images, labels = runs[0].data.arrays("val")
-    views: dict[tuple[str, int], Any] = {}
-
-    def shift_once(images, name: str, severity: int, shift_seed: int):
-        if (name, severity) not in views:
-            views[name, severity] = apply_shift(images, name, severity, shift_seed)
-        return views[name, severity]
+    shift_once = memoized_shift()
 
     means = []
     for run in runs:

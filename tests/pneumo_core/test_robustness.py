@@ -121,3 +121,14 @@ def test_shifted_images_are_cached_per_node_and_reused(tmp_path, monkeypatch):
     entry.write_bytes(b"not an array")  # a damaged entry is rebuilt
     rebuilt = cached_shift(images, "noise", 2, seed=3, cache_dir=tmp_path)
     np.testing.assert_array_equal(rebuilt, first)
+
+
+def test_a_memoized_shift_shifts_each_key_once_and_equals_apply_shift():
+    from pneumo_core.robustness import apply_shift, memoized_shift
+
+    images = np.random.default_rng(0).integers(0, 255, (4, 16, 16, 1), dtype=np.uint8)
+    shift = memoized_shift()
+    first = shift(images, "blur", 2, 7)
+    assert shift(images, "blur", 2, 7) is first  # shifted once, then remembered
+    np.testing.assert_array_equal(first, apply_shift(images, "blur", 2, 7))
+    assert shift(images, "blur", 3, 7) is not first

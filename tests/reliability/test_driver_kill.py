@@ -22,13 +22,25 @@ ENDED = {"completed", "stopped_early", "failed"}
 TRIALS = 5  # the killed search's
 
 
-def resume_to_the_end(out, env) -> None:
-    """Runs `pneumo-search resume OUT` and checks it finished."""
-    resumed = subprocess.run(
+def resume_to_the_end(out, env, timeout: int = 420) -> None:
+    """Runs `pneumo-search resume OUT` and checks it finished.
+
+    A resume still running after ``timeout`` seconds gets SIGABRT, so that Python's
+    faulthandler prints every thread's stack into the failure message (a hang seen once in
+    the S3 test could not be reproduced; this is how the next one shows where it waits).
+    """
+    resumed = subprocess.Popen(
         [sys.executable, "-m", "search.cli", "resume", str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO, env={**env, "PYTHONFAULTHANDLER": "1"}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    assert resumed.returncode == 0, (resumed.stdout[-3000:], resumed.stderr[-3000:])
+    try:
+        stdout, stderr = resumed.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        resumed.send_signal(signal.SIGABRT)
+        stdout, stderr = resumed.communicate(timeout=60)
+        raise AssertionError(f"resume hung for {timeout} s; stacks:\n{stderr[-6000:]}") from None
+    assert resumed.returncode == 0, (stdout[-3000:], stderr[-3000:])
 
 
 def start_driver(experiment, env, ended: int, out, **popen) -> subprocess.Popen:

@@ -114,12 +114,12 @@ def print_table(table: dict[str, dict[str, Any]], title: str, signed: bool = Fal
     """One line per lever: the seeds, then :data:`COLUMNS`."""
     short = [c.replace("external_", "ext_").replace("_rw_auc", "_rw") for c in COLUMNS]
     print(title)
-    print(f"{'lever':<14}{'n':>3}" + "".join(f"{c:>16}" for c in short))
+    print(f"{'lever':<14}{'n':>3}" + "".join(f"{c:>17}" for c in short))
     for lever, entry in table.items():
         cells = "".join(
-            (f"{entry[c]:>+16.4f}" if signed else f"{entry[c]:>16.4f}")
+            (f"{entry[c]:>+17.4f}" if signed else f"{entry[c]:>17.4f}")
             if entry.get(c) is not None
-            else f"{'-':>16}"
+            else f"{'-':>17}"
             for c in COLUMNS
         )
         print(f"{lever:<14}{entry['seeds']:>3}{cells}")

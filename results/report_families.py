@@ -67,7 +67,8 @@ def section_selection(report: dict[str, Any]) -> str:
     if not selection or selection.get("rule") == "objective":
         return ""
     interval = selection["interval"]
-    keys = [k for k in ("value", "param_count", "family_worst_rw_auc") if k in selection["tied"][0]]
+    compared = ("value", "param_count", "family_worst_rw_auc", "val_suite_mean_rw_auc")
+    keys = [k for k in compared if k in selection["tied"][0]]
     rows = [
         [t["trial_id"], t["seed"], *[t[k] for k in keys],
          "kept" if t["run"] == selection["chosen"] else ""]

@@ -146,3 +146,20 @@ def test_the_suite_rule_keeps_the_tied_candidate_that_survives_the_shifts():
     means = {t["trial_id"]: t["val_suite_mean_rw_auc"] for t in selection["tied"]}
     assert means["sturdy"] > means["fragile"]
     assert select_run([fragile, sturdy], "objective", 0, lambda _: None)[0] is fragile
+
+
+def test_the_report_lists_what_the_suite_rule_compared():
+    from results.report_families import section_selection
+
+    tied = [
+        {"run": "a/0", "trial_id": "a", "seed": 0, "value": 0.97, "param_count": 9,
+         "val_suite_mean_rw_auc": 0.91},
+        {"run": "b/0", "trial_id": "b", "seed": 0, "value": 0.96, "param_count": 5,
+         "val_suite_mean_rw_auc": 0.94},
+    ]  # fmt: skip
+    interval = {"metric": "rw_auc", "value": 0.97, "low": 0.95, "high": 0.98}
+    html = section_selection(
+        {"selection": {"rule": "suite", "interval": interval, "tied": tied, "chosen": "b/0"}}
+    )
+    assert "val_suite_mean_rw_auc" in html and "<b>suite</b>" in html
+    assert html.count("kept") == 2  # the intro sentence and the kept row

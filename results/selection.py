@@ -132,20 +132,21 @@ def select_run(
 def validation_suite_means(runs: list[Retrained], seed: int) -> list[float]:
     """Each run's robustness-suite mean rw_auc on its validation images (severity 2).
 
-    The shifted images are made once (seeded by ``seed``) and scored by every run, so the
-    runs are compared on the same images. Runs whose model was released score NaN.
+    The shifted images are made once per data configuration (seeded by ``seed``) and
+    scored by every run that takes them: runs at other resolutions see the same validation
+    patients, shifted alike, at their own size. Runs whose model was released score NaN.
     """
     from pneumo_core.data.pipeline import predict_batches
     from pneumo_core.robustness import memoized_shift, robustness_table
 
-    images, labels = runs[0].data.arrays("val")
-    shift_once = memoized_shift()
-
+    shifts: dict[Any, Any] = {}  # data configuration -> its memoized shift
     means = []
     for run in runs:
-        if run.result.model is None or run.config.data != runs[0].config.data:
-            means.append(math.nan)  # not held, or scored on other images: not comparable
+        if run.result.model is None:
+            means.append(math.nan)
             continue
+        images, labels = run.data.arrays("val")
+        shift_once = shifts.setdefault(run.config.data, memoized_shift())
         objective = run.config.objective
         summary = robustness_table(
             lambda batch, model=run.result.model: predict_batches(model, batch),

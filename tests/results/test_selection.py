@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -141,10 +142,21 @@ def test_the_suite_rule_keeps_the_tied_candidate_that_survives_the_shifts():
 
     fragile = candidate("fragile", ByPosition(probs, clean=images.astype(np.float32)), value)
     sturdy = candidate("sturdy", ByPosition(probs), value - 0.005)  # tied, a little lower
-    chosen, selection = select_run([fragile, sturdy], "suite", 0, lambda _: None)
+    # a tied candidate at another resolution is scored on its own (larger) validation images
+    larger = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)
+    other = run("other", value - 0.006, 1000, ByPosition(probs))
+    other = Retrained(
+        "other", 0,
+        dataclasses.replace(
+            other.config, data=dataclasses.replace(other.config.data, image_size=16)
+        ),
+        SimpleNamespace(arrays=lambda split: (larger, LABELS)), other.result, other.value,
+    )  # fmt: skip
+    chosen, selection = select_run([fragile, sturdy, other], "suite", 0, lambda _: None)
     assert chosen is sturdy and selection["rule"] == "suite"
     means = {t["trial_id"]: t["val_suite_mean_rw_auc"] for t in selection["tied"]}
     assert means["sturdy"] > means["fragile"]
+    assert means["other"] == pytest.approx(means["sturdy"])  # position-read: shift-proof too
     assert select_run([fragile, sturdy], "objective", 0, lambda _: None)[0] is fragile
 
 

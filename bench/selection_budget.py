@@ -62,10 +62,15 @@ def _tied(table: dict[str, np.ndarray], pool: np.ndarray, tie: float) -> np.ndar
     return pool[val >= val.max() - tie]
 
 
-def _best_by(key: str, sign: float = 1.0) -> Callable[..., np.ndarray]:
+def _top(table: dict[str, np.ndarray], among: np.ndarray, key: str, sign: float) -> np.ndarray:
+    return among[[int(np.argmax(sign * table[key][among]))]]
+
+
+def _best_by(key: str, sign: float = 1.0, ties: bool = True) -> Callable[..., np.ndarray]:
+    """The rule: the best by ``key`` among the tied (``ties``) or the whole pool."""
+
     def rule(table, pool, tie):
-        tied = _tied(table, pool, tie)
-        return tied[[int(np.argmax(sign * table[key][tied]))]]
+        return _top(table, _tied(table, pool, tie) if ties else pool, key, sign)
 
     return rule
 
@@ -73,12 +78,12 @@ def _best_by(key: str, sign: float = 1.0) -> Callable[..., np.ndarray]:
 #: Rule name -> function(table, pool, tie) -> the indices whose scores count (one pick,
 #: or every tied configuration for ``tied_mean``).
 RULES: dict[str, Callable[..., np.ndarray]] = {
-    "objective": lambda table, pool, tie: pool[[int(np.argmax(table["val_rw_auc"][pool]))]],
+    "objective": _best_by("val_rw_auc", ties=False),
     "simplest": _best_by("param_count", sign=-1.0),
     "suite_mean": _best_by("suite_mean_rw_auc"),
     "val_auc": _best_by("val_auc"),
     "tied_mean": _tied,
-    "oracle": lambda table, pool, tie: pool[[int(np.argmax(table["external_rw_auc"][pool]))]],
+    "oracle": _best_by("external_rw_auc", ties=False),
 }
 
 

@@ -78,4 +78,8 @@ class FinalOptions:
         )
         require(self.n_boot >= 50, "n_boot", "must be >= 50")
         require(self.gallery >= 0, "gallery", "must be >= 0")
-        require(self.select in SELECTION_RULES, "--select", f"must be one of {SELECTION_RULES}")
+        require(
+            self.select in SELECTION_RULES,
+            "--select",
+            "must be one of " + ", ".join(SELECTION_RULES),
+        )

@@ -107,7 +107,7 @@ def select_run(
         means = validation_suite_means(tied, seed)
         for entry, mean in zip(entries, means):
             entry["val_suite_mean_rw_auc"] = mean
-        chosen = max(tied, key=lambda r: (_finite(means[tied.index(r)]), -tied.index(r)))
+        chosen = tied[max(range(len(tied)), key=lambda i: (_finite(means[i]), -i))]
     else:
         from results.family_check import held_out_families
 

@@ -170,6 +170,53 @@ def test_budget_curve_quick(mini_root, tmp_path):
     assert "falling from the shortest to the longest budget" in stdout
 
 
+def test_budget_prefix_board_is_the_search_as_it_stood(mini_root, tmp_path):
+    """A search cut at a minute keeps only the epochs reported by then, re-ranked."""
+    import yaml
+
+    from bench.budget_curve import write_prefix
+    from results.leaderboard import read_csv_rows, write_csv_atomic
+    from tests.search.conftest import experiment_dict
+
+    run = tmp_path / "search"
+    run.mkdir()
+    (run / "experiment.yaml").write_text(yaml.safe_dump(experiment_dict(mini_root, run)))
+    # trial a starts at t=1000 s, one epoch per 100 s; b starts at t=1150, 100 s per epoch
+    curves = {"a": (1000, [0.70, 0.80, 0.90]), "b": (1150, [0.85, 0.95])}
+    board = []
+    for trial, (start, values) in curves.items():
+        (run / f"trial_{trial}").mkdir()
+        lines = [
+            {"trial_id": trial, "epoch": i + 1, "timestamp": start + 100 * (i + 1),
+             "time_total_s": 100.0 * (i + 1), "val_rw_auc": v, "val_rw_auc_low": v - 0.03}
+            for i, v in enumerate(values)
+        ]  # fmt: skip
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        (run / f"trial_{trial}" / "result.json").write_text(text)
+        board.append({"trial_id": trial, "status": "completed", "stop_reason": "max_epochs",
+                      "model.name": "cnn", "training.learning_rate": 0.01})  # fmt: skip
+    write_csv_atomic(run / "leaderboard.csv", board)
+
+    at_260s = read_csv_rows(write_prefix(run, 260 / 60) / "leaderboard.csv")
+    assert [(r["trial_id"], r["rank"], r["epochs_run"]) for r in at_260s] == [
+        ("b", "1", "1"),  # b's first epoch (0.85) beats a's best by then (0.80)
+        ("a", "2", "2"),
+    ]
+    assert [float(r["objective"]) for r in at_260s] == [0.85, 0.80]
+    assert [r["tied_with_best"] for r in at_260s] == ["yes", "no"]  # b's interval is 0.82+
+    assert {r["status"] for r in at_260s} == {"stopped_early"}  # both were still running
+    assert at_260s[0]["training.learning_rate"] == "0.01"  # the configuration goes along
+    (only_a,) = read_csv_rows(write_prefix(run, 120 / 60) / "leaderboard.csv")
+    assert (only_a["trial_id"], only_a["objective"], only_a["stop_reason"]) == (
+        "a", "0.7", "time_budget",
+    )  # fmt: skip
+    whole = read_csv_rows(write_prefix(run, 60.0) / "leaderboard.csv")
+    assert [(r["trial_id"], r["status"], r["objective"]) for r in whole] == [
+        ("b", "completed", "0.95"),
+        ("a", "completed", "0.9"),
+    ]
+
+
 def test_surrogate_collect_quick(mini_root, tmp_path):
     """Two configurations trained to the budget; their curves and proxy scores in one file."""
     from bench.surrogate.blackbox import load_blackbox

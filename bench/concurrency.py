@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from pneumo_core.data import prepare_data
 
     ray.init(
+        address="local",  # never a `ray start` cluster left on this machine
         num_cpus=2,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",

@@ -167,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    ray.init(num_cpus=16, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    ray.init(  # a simulated node of its own, never a `ray start` cluster on this machine
+        address="local", num_cpus=16, num_gpus=1, include_dashboard=False, log_to_driver=False
+    )
     phases = []
     with tempfile.TemporaryDirectory() as folder:
         for gpu in args.fractions:

@@ -115,8 +115,12 @@ def init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, **quiet)
     else:
+        # "local": a Ray of its own even when `ray start` left a cluster on this machine
+        # (with no address, ray.init joins the latest one it finds in /tmp/ray)
         with _loopback_only():
-            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+            ray.init(
+                address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **quiet
+            )
 
 
 @contextlib.contextmanager

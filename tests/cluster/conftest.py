@@ -93,8 +93,10 @@ class RayStartCluster:
             kill_marked(self.marker)
 
 
-@pytest.fixture
-def ray_start_cluster(tmp_path):
+@pytest.fixture(scope="module")
+def ray_start_cluster(tmp_path_factory):
+    """A two-node `ray start` cluster, shared by the module's tests (none changes it)."""
+    tmp_path = tmp_path_factory.mktemp("cluster")
     cluster = RayStartCluster(f"cluster-{tmp_path.name}", tmp_path)
     try:
         cluster.start()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -14,6 +17,7 @@ import yaml
 from pneumo_core.configuration import from_dict
 from results.leaderboard import read_csv_rows
 from search.config import ExperimentConfig
+from tests.conftest import REPO
 from tests.results.conftest import SMALL_SPACE
 from tests.search.conftest import experiment_dict
 
@@ -48,6 +52,23 @@ def test_the_jobs_api_refuses_a_request_without_the_token(ray_start_cluster):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(f"{ray_start_cluster.jobs_url}/api/jobs/", timeout=10)
     assert error.value.code == 401
+
+
+def test_the_embedded_default_starts_its_own_ray_beside_a_running_cluster(ray_start_cluster):
+    """With no --address, a search gets a local Ray of its own: not the `ray start` cluster
+    this machine already runs (plain ray.init() would join that one)."""
+    code = (
+        "import ray; from search.runner import init_ray; init_ray(None); "
+        "print('GCS', ray.get_runtime_context().gcs_address); ray.shutdown()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (address,) = re.findall(r"^GCS (\S+)$", proc.stdout, re.M)
+    assert not address.endswith(f":{ray_start_cluster.port}"), address
 
 
 def test_losing_a_worker_node_mid_search_retries_its_trials_on_the_survivor(mini_root, tmp_path):

@@ -18,6 +18,17 @@ MINI = SHARED / "data" / "chest_xray_mini"
 WEIGHTS = SHARED / "weights"
 
 
+#: Cheap CNNs that all build at 32 px.
+SMALL_SPACE = {
+    "model.name": "cnn",
+    "model.params.num_blocks": {"choice": [2, 3]},
+    "model.params.filters": {"choice": [4, 8]},
+    "model.params.head": "global_avg",
+    "model.params.dense_units": [8],
+    "training.learning_rate": {"float": [1.0e-3, 1.0e-2], "log": True},
+}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test session uses its own decoded-image cache, never ~/.cache."""
@@ -83,3 +94,25 @@ def make_dataset(
 def tiny_splits(tmp_path) -> Path:
     """A tiny ``ROOT/{train,val,test}/{NORMAL,PNEUMONIA}`` dataset."""
     return make_dataset(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def searched_run(mini_root, tmp_path_factory) -> Path:
+    """A finished 3-trial search on chest_xray_mini at 32 px (real Ray, Optuna, Keras),
+    shared by the final-stage and warm-start tests (which only read it, or copy it)."""
+    import ray
+
+    from pneumo_core.configuration import from_dict
+    from search.config import ExperimentConfig
+    from search.runner import run_experiment
+    from tests.search.conftest import experiment_dict
+
+    out = tmp_path_factory.mktemp("final-runs") / "small"
+    raw = experiment_dict(mini_root, out, num_samples=3)
+    raw["space"] = SMALL_SPACE
+    raw["training"]["epochs"] = 2
+    try:
+        run_experiment(from_dict(ExperimentConfig, raw))
+    finally:
+        ray.shutdown()
+    return out

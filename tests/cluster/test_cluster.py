@@ -17,8 +17,7 @@ import yaml
 from pneumo_core.configuration import from_dict
 from results.leaderboard import read_csv_rows
 from search.config import ExperimentConfig
-from tests.conftest import REPO
-from tests.results.conftest import SMALL_SPACE
+from tests.conftest import REPO, SMALL_SPACE
 from tests.search.conftest import experiment_dict
 
 pytestmark = pytest.mark.slow

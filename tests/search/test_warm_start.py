@@ -14,7 +14,6 @@ import subprocess
 import optuna
 import pytest
 
-from bench.quick import QUICK_SPACE
 from pneumo_core.configuration import from_dict
 from pneumo_core.errors import ConfigError
 from results.leaderboard import read_csv_rows
@@ -22,6 +21,7 @@ from search.config import ExperimentConfig
 from search.experiment_space import experiment_space
 from search.runner import run_experiment
 from search.warm_start import COPIED_FROM, best_first, load_warm_start, seed_study
+from tests.conftest import SMALL_SPACE
 from tests.reliability.test_driver_kill import resume_to_the_end, start_driver
 from tests.search.conftest import experiment_dict, write_experiment
 
@@ -29,24 +29,17 @@ pytestmark = pytest.mark.slow
 
 
 def small_experiment(root, out, **search) -> dict:
+    """A search in the space of the session's ``searched_run`` (so it can start from it)."""
     data = experiment_dict(root, out, max_concurrent_trials=1, **search)
-    data["space"] = dict(QUICK_SPACE)
+    data["space"] = dict(SMALL_SPACE)
     data["training"]["epochs"] = 2
     return data
 
 
-@pytest.fixture(scope="module")
-def earlier_run(mini_root, tmp_path_factory):
-    """A finished 3-trial search to start from."""
-    import ray
-
-    out = tmp_path_factory.mktemp("runs") / "earlier"
-    config = from_dict(ExperimentConfig, small_experiment(mini_root, out, num_samples=3))
-    try:
-        run_experiment(config)
-    finally:
-        ray.shutdown()
-    return out
+@pytest.fixture
+def earlier_run(searched_run):
+    """A finished 3-trial search to start from: the session's (tests/conftest.py)."""
+    return searched_run
 
 
 def test_a_compatible_run_seeds_the_study_and_queues_its_best(earlier_run, mini_root, tmp_path):

@@ -31,45 +31,7 @@ def cluster_experiment(mini_root, out, **search) -> dict:
     return raw
 
 
-def test_a_search_submitted_as_a_ray_job_runs_on_both_nodes(ray_start_cluster, mini_root, tmp_path):
-    out = tmp_path / "jobrun"
-    experiment = tmp_path / "job.yaml"
-    experiment.write_text(yaml.safe_dump(cluster_experiment(mini_root, out, num_samples=4)))
-    proc = ray_start_cluster.submit(sys.executable, "-m", "search.cli", "run", str(experiment))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "succeeded" in proc.stdout + proc.stderr
-    rows = read_csv_rows(out / "leaderboard.csv")
-    assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
-    epochs = read_csv_rows(out / "trials.csv")
-    assert len(epochs) == 4 * 3
-    nodes = {e["node_id"] for e in epochs}
-    assert len(nodes) == 2, f"trials ran on {len(nodes)} node(s)"
-    assert {r["node_id"] for r in rows} <= nodes
-
-
-def test_the_jobs_api_refuses_a_request_without_the_token(ray_start_cluster):
-    with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(f"{ray_start_cluster.jobs_url}/api/jobs/", timeout=10)
-    assert error.value.code == 401
-
-
-def test_the_embedded_default_starts_its_own_ray_beside_a_running_cluster(ray_start_cluster):
-    """With no --address, a search gets a local Ray of its own: not the `ray start` cluster
-    this machine already runs (plain ray.init() would join that one)."""
-    code = (
-        "import ray; from search.runner import init_ray; init_ray(None); "
-        "print('GCS', ray.get_runtime_context().gcs_address); ray.shutdown()"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (address,) = re.findall(r"^GCS (\S+)$", proc.stdout, re.M)
-    assert not address.endswith(f":{ray_start_cluster.port}"), address
-
-
+# It runs first: the `ray start` cluster the other tests share is not up yet.
 def test_losing_a_worker_node_mid_search_retries_its_trials_on_the_survivor(mini_root, tmp_path):
     import ray
     from ray.cluster_utils import Cluster
@@ -121,3 +83,42 @@ def test_losing_a_worker_node_mid_search_retries_its_trials_on_the_survivor(mini
     ]
     assert moved, "the trial of the lost node did not finish on the survivor"
     assert summary.counts == {"completed": 4}
+
+
+def test_a_search_submitted_as_a_ray_job_runs_on_both_nodes(ray_start_cluster, mini_root, tmp_path):
+    out = tmp_path / "jobrun"
+    experiment = tmp_path / "job.yaml"
+    experiment.write_text(yaml.safe_dump(cluster_experiment(mini_root, out, num_samples=4)))
+    proc = ray_start_cluster.submit(sys.executable, "-m", "search.cli", "run", str(experiment))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "succeeded" in proc.stdout + proc.stderr
+    rows = read_csv_rows(out / "leaderboard.csv")
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
+    epochs = read_csv_rows(out / "trials.csv")
+    assert len(epochs) == 4 * 3
+    nodes = {e["node_id"] for e in epochs}
+    assert len(nodes) == 2, f"trials ran on {len(nodes)} node(s)"
+    assert {r["node_id"] for r in rows} <= nodes
+
+
+def test_the_jobs_api_refuses_a_request_without_the_token(ray_start_cluster):
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(f"{ray_start_cluster.jobs_url}/api/jobs/", timeout=10)
+    assert error.value.code == 401
+
+
+def test_the_embedded_default_starts_its_own_ray_beside_a_running_cluster(ray_start_cluster):
+    """With no --address, a search gets a local Ray of its own: not the `ray start` cluster
+    this machine already runs (plain ray.init() would join that one)."""
+    code = (
+        "import ray; from search.runner import init_ray; init_ray(None); "
+        "print('GCS', ray.get_runtime_context().gcs_address); ray.shutdown()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (address,) = re.findall(r"^GCS (\S+)$", proc.stdout, re.M)
+    assert not address.endswith(f":{ray_start_cluster.port}"), address

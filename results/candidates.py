@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from pneumo_core.errors import PneumoError
+from pneumo_core.train.config import EPOCH_TIME_LIMIT
 from results.final_options import FinalOptions
-from results.leaderboard import row_params
+from results.leaderboard import is_finite, row_params
 from results.run_folder import LEADERBOARD_FILE, SearchRecord
 
 __all__ = ["Retrained", "best_run", "kept_runs", "ranked_candidates", "retrain", "usable"]
@@ -46,26 +47,64 @@ class Retrained:
     value: float
 
 
-def ranked_candidates(run_dir: Path, rows: list[dict[str, str]], top: int) -> list[dict[str, str]]:
+def ranked_candidates(
+    run_dir: Path,
+    rows: list[dict[str, str]],
+    top: int,
+    max_epoch_s: float = 0.0,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, str]]:
     """The ``top`` best ranked trials whose configurations differ (a repeat is skipped).
+
+    With ``max_epoch_s`` (the final stage's cost guard), a trial the search's time limit
+    stopped (``stop_reason`` ``epoch_time_limit``) or whose median epoch took longer than
+    ``max_epoch_s`` is skipped too, so K retrainings cost at most K x epochs x that limit.
 
     Args:
         run_dir: The search's run folder (named in errors).
         rows: Its leaderboard rows, best first.
         top: How many to return at most.
+        max_epoch_s: The per-epoch limit (0 = none).
+        log: Where a line per trial skipped for its cost goes.
 
     Raises:
-        PneumoError: No leaderboard, or no trial with a finite objective.
+        PneumoError: No leaderboard, or no trial with a finite objective (that fits the
+            limit).
     """
     if not rows:
         raise PneumoError(f"{run_dir / LEADERBOARD_FILE}: missing or empty (run a search first)")
     ranked = [row for row in rows if row.get("rank")]
     if not ranked:
         raise PneumoError(f"{run_dir / LEADERBOARD_FILE}: no trial has a finite objective")
+    if max_epoch_s > 0:
+        fits = [row for row in ranked if not _too_slow(row, max_epoch_s)]
+        if not fits:
+            raise PneumoError(
+                f"{run_dir / LEADERBOARD_FILE}: no ranked trial fits the {max_epoch_s:g} s "
+                "per-epoch limit (pass --max-epoch-s 0 to retrain regardless)"
+            )
+        # the skipped trials that would have been retrained, had they fitted
+        last = ranked.index(fits[min(top, len(fits)) - 1])
+        for row in ranked[:last]:
+            if row not in fits and log is not None:
+                log(
+                    f"skipped trial {row['trial_id']} (rank {row['rank']}): median epoch "
+                    f"{row.get('median_epoch_s') or '?'} s, stop reason "
+                    f"{row.get('stop_reason') or '-'}: over the {max_epoch_s:g} s per-epoch limit"
+                )
+        ranked = fits
     distinct: dict[str, dict[str, str]] = {}
     for row in ranked:
         distinct.setdefault(json.dumps(row_params(row), sort_keys=True, default=str), row)
     return list(distinct.values())[:top]
+
+
+def _too_slow(row: dict[str, str], max_epoch_s: float) -> bool:
+    """Whether a leaderboard row's trial was stopped, or ran, past the per-epoch limit."""
+    if row.get("stop_reason") == EPOCH_TIME_LIMIT:
+        return True
+    median = row.get("median_epoch_s")
+    return is_finite(median) and float(median) > max_epoch_s
 
 
 def retrain(

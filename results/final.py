@@ -23,6 +23,7 @@ parses the experiment file); ``search.final_stage.run_final`` does that for a ru
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import shutil
 import time
@@ -180,7 +181,11 @@ def final_stage(
     start = time.perf_counter()
     run_dir = Path(run_dir).expanduser().resolve()
     board = read_csv_rows(run_dir / LEADERBOARD_FILE)
-    rows = ranked_candidates(run_dir, board, max(options.top, options.ensemble))
+    limit = options.max_epoch_s
+    if limit is None:  # the search's own limit
+        limit = float((record.experiment.get("search") or {}).get("max_epoch_s") or 0.0)
+        options = dataclasses.replace(options, max_epoch_s=limit)  # the report says which
+    rows = ranked_candidates(run_dir, board, max(options.top, options.ensemble), limit, log)
     runs = retrain(record, rows, options, log)
     chosen, selection = select_run(runs, options.select, record.seed, log)
     external = _external_set(chosen, log)

@@ -43,6 +43,10 @@ class FinalOptions:
             (the best on validation), ``simplest`` (fewest parameters: the
             one-standard-error rule), ``family`` (best worst held-out family) or ``suite``
             (best robustness-suite mean on the validation images).
+        max_epoch_s: The cost guard: only trials whose median epoch took at most this many
+            seconds in the search, and that its time limit did not stop, are retrained
+            (:func:`results.candidates.ranked_candidates`); None: the search's
+            ``search.max_epoch_s``; 0: no limit.
         tta: Test-time augmentation: the exported model (single or ensemble) also averages
             over :data:`TTA_VIEWS`; reported beside the model without it.
     """
@@ -61,6 +65,7 @@ class FinalOptions:
     greedy: bool = False
     label_audit: int = 0
     select: str = "objective"
+    max_epoch_s: float | None = None
 
     def __post_init__(self) -> None:
         require(self.ensemble == 0 or self.ensemble >= 2, "--ensemble", "must be 0 or >= 2")
@@ -75,6 +80,11 @@ class FinalOptions:
         )
         require(
             self.label_audit == 0 or self.label_audit >= 2, "--label-audit", "must be 0 or >= 2"
+        )
+        require(
+            self.max_epoch_s is None or self.max_epoch_s >= 0,
+            "--max-epoch-s",
+            "must be >= 0 (0 = no limit)",
         )
         require(self.n_boot >= 50, "n_boot", "must be >= 50")
         require(self.gallery >= 0, "gallery", "must be >= 0")

@@ -6,7 +6,8 @@
 epoch), ``tied_with_best`` (``yes`` when the objective lies inside the best trial's
 interval: a tie within noise) and every validation metric at the trial's best epoch (with a
 family-out objective: their mean over the folds, and ``family_<family>_<metric>`` for each
-held-out family), ``best_epoch``, ``epochs_run``, ``wall_time_s``, ``param_count``,
+held-out family), ``best_epoch``, ``epochs_run``, ``wall_time_s``, ``median_epoch_s`` (the
+median wall time of its epochs: what a retraining costs per epoch), ``param_count``,
 ``attempts`` (1 + retries), ``error``, ``node_id`` (the Ray node of its last epoch), then
 every hyperparameter as its own column (dotted configuration keys such as
 ``training.learning_rate``). ``trials.csv`` holds one row per trial and epoch. Both are
@@ -24,6 +25,7 @@ import io
 import json
 import math
 import os
+import statistics
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ __all__ = [
     "is_finite",
     "leaderboard_rows",
     "locked",
+    "median_epoch_seconds",
     "merge_rows",
     "param_cells",
     "parse_cell",
@@ -64,8 +67,9 @@ class TrialRecord:
         trial_id: Ray Tune's trial id.
         params: Hyperparameters (dotted configuration keys -> values).
         status: One of :data:`STATUSES`.
-        stop_reason: ``max_epochs``, ``patience`` (Keras early stopping), ``asha``, or the
-            kind of failure.
+        stop_reason: ``max_epochs``, ``patience`` (Keras early stopping), ``asha``,
+            ``epoch_time_limit`` (an epoch ran past ``search.max_epoch_s``), or the kind of
+            failure.
         error: Error message of a failed trial.
         history: One row per epoch (``epoch``, ``loss``, ``val_<metric>``...).
         param_count: Model parameters.
@@ -138,6 +142,7 @@ def leaderboard_rows(
         row["best_epoch"] = int(best["epoch"]) if best else 0
         row["epochs_run"] = len(record.history)
         row["wall_time_s"] = round(record.wall_time_s, 2)
+        row["median_epoch_s"] = median_epoch_seconds(record.history)
         row["param_count"] = record.param_count if record.param_count is not None else ""
         row["attempts"] = record.attempts
         row["error"] = record.error
@@ -145,6 +150,12 @@ def leaderboard_rows(
         row.update(param_cells(record.params))
         rows.append(row)
     return rank_rows(rows, mode)
+
+
+def median_epoch_seconds(history: list[dict[str, Any]]) -> float | str:
+    """The median wall time of a trial's epochs, in seconds ("" when none was timed)."""
+    seconds = [float(r["epoch_seconds"]) for r in history if is_finite(r.get("epoch_seconds"))]
+    return round(statistics.median(seconds), 1) if seconds else ""
 
 
 def param_cells(params: dict[str, Any]) -> dict[str, Any]:

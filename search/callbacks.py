@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from pneumo_core.train.config import EPOCH_TIME_LIMIT, TIME_LIMIT_KEY
 from results.leaderboard import (
     LEADERBOARD_FILE,
     TRIALS_FILE,
@@ -183,7 +184,9 @@ class LeaderboardCallback(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         record = self._update(trial)
         result = trial.last_result or {}
-        if result.get("trial_finished"):
+        if result.get(TIME_LIMIT_KEY):  # the cost guard cut an epoch: stopped, not done
+            record.status, record.stop_reason = "stopped_early", EPOCH_TIME_LIMIT
+        elif result.get("trial_finished"):
             record.status = "completed"
             record.stop_reason = (
                 "max_epochs" if len(record.history) >= self.max_epochs else "patience"

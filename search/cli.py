@@ -144,6 +144,7 @@ def _cmd_final(args: argparse.Namespace) -> int:
         select=args.select,
         greedy=args.greedy,
         label_audit=args.label_audit,
+        max_epoch_s=args.max_epoch_s,
     )
     _quiet_tensorflow()
     outcome = run_final(args.run_dir, options)
@@ -290,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="resolution of the retrainings (default: the search's; e.g. search at 64-128 "
         "px, retrain at 160-224)",
+    )
+    final.add_argument(
+        "--max-epoch-s",
+        type=float,
+        metavar="S",
+        help="retrain only trials whose median epoch took at most S seconds and that the "
+        "search's time limit did not stop (default: the search's search.max_epoch_s; 0 = all)",
     )
     final.add_argument(
         "--ensemble",

@@ -59,6 +59,10 @@ class SearchConfig:
             configurations run first (:mod:`search.warm_start`). The spaces must agree
             on every parameter the old trials used.
         warm_start_top: How many of the old run's best configurations run first.
+        max_epoch_s: The cost guard: a trial whose epoch runs longer than this many seconds
+            is stopped there (the cut epoch is scored as it stands), recorded with
+            ``stop_reason`` ``epoch_time_limit``, and ``final`` does not retrain it (nor any
+            trial whose median epoch took longer); 0 = no limit.
     """
 
     sampler: Literal[SAMPLER_NAMES] = "tpe"
@@ -72,6 +76,7 @@ class SearchConfig:
     constant_liar: bool = False
     warm_start: str | None = None
     warm_start_top: int = 3
+    max_epoch_s: float = 0.0
 
     def __post_init__(self) -> None:
         require(
@@ -80,6 +85,7 @@ class SearchConfig:
             "must be >= 0 (or null for the sampler's default)",
         )
         require(self.warm_start_top >= 0, "warm_start_top", "must be >= 0")
+        require(self.max_epoch_s >= 0, "max_epoch_s", "must be >= 0 (0 = no limit)")
         require(self.num_samples == -1 or self.num_samples >= 1, "num_samples", "must be >= 1")
         require(self.time_budget_s >= 0, "time_budget_s", "must be >= 0")
         require(

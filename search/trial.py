@@ -15,6 +15,7 @@ import tempfile
 from typing import Any
 
 from pneumo_core.errors import TrainingError
+from pneumo_core.train.config import TIME_LIMIT_KEY
 from search.config import ExperimentConfig
 from spaces import SearchSpace
 
@@ -37,8 +38,9 @@ def report_metrics(state: Any, objective: str) -> dict[str, Any]:
     )
     metrics["param_count"] = int(state.model.count_params())
     # Ray marks every last result `done`, also when ASHA stops a trial; this tells apart a
-    # trial that ended by itself (epoch budget or patience).
-    metrics["trial_finished"] = bool(state.finished)
+    # trial that ended by itself (epoch budget or patience). A trial the per-epoch time
+    # limit cut is stopped, not finished: Optuna records it as pruned, as an ASHA stop.
+    metrics["trial_finished"] = bool(state.finished) and TIME_LIMIT_KEY not in metrics
     return metrics
 
 
@@ -115,6 +117,7 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
     data = prepare_data(train_config.data)  # the node's decoded-image cache
     checkpoint = tune.get_checkpoint()
     objective = train_config.objective.key
+    limit = experiment.search.max_epoch_s  # the cost guard (0 = none)
 
     import ray
 
@@ -149,7 +152,9 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
         outcome = _from_checkpoint(
             checkpoint,
             load_family,
-            lambda resume: train_family_folds(train_config, data, on_epoch=on_epoch, resume=resume),
+            lambda resume: train_family_folds(
+                train_config, data, on_epoch=on_epoch, resume=resume, max_epoch_seconds=limit
+            ),
             last,
         )
         if outcome.diverged:
@@ -166,7 +171,9 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
     result = _from_checkpoint(
         checkpoint,
         load_single,
-        lambda resume: train_model(train_config, data, on_epoch=on_epoch, resume=resume),
+        lambda resume: train_model(
+            train_config, data, on_epoch=on_epoch, resume=resume, max_epoch_seconds=limit
+        ),
         last,
     )
     if result.status == "nan_loss":

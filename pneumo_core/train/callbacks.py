@@ -1,4 +1,5 @@
-"""Keras callbacks of a training run: validation metrics, best weights, NaN guard."""
+"""Keras callbacks of a training run: validation metrics, best weights, NaN guard, and
+the per-epoch time limit."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import numpy as np
 from pneumo_core.data.pipeline import predict_batches
 from pneumo_core.errors import MetricError
 from pneumo_core.metrics import METRICS, bootstrap_interval, compute_metrics
+from pneumo_core.train.config import TIME_LIMIT_KEY
 
-__all__ = ["EpochPrinter", "ValidationMetrics"]
+__all__ = ["EpochPrinter", "EpochTimeLimit", "ValidationMetrics"]
 
 #: Bootstrap resamples of the validation interval computed at each new best epoch.
 INTERVAL_RESAMPLES = 100
@@ -158,6 +160,40 @@ class ValidationMetrics(keras.callbacks.Callback):
         if self.best_value is None:
             return True
         return value > self.best_value if self.higher_is_better else value < self.best_value
+
+
+class EpochTimeLimit(keras.callbacks.Callback):
+    """Stops training when an epoch runs longer than ``seconds``.
+
+    Checked after every batch, so no more than one batch past the limit is spent. Keras
+    still ends the cut epoch (the scorer scores the model as it stands); that epoch's
+    history row gets :data:`TIME_LIMIT_KEY` and training stops. Place it after the
+    :class:`ValidationMetrics` it marks.
+
+    Args:
+        seconds: The limit (> 0).
+        scorer: The run's validation scorer, whose history row of the cut epoch is marked.
+    """
+
+    def __init__(self, seconds: float, scorer: ValidationMetrics) -> None:
+        super().__init__()
+        self.seconds = float(seconds)
+        self.scorer = scorer
+        self.hit = False
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if time.perf_counter() - self._start > self.seconds:
+            self.hit = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        history = self.scorer.history
+        if self.hit and history and history[-1]["epoch"] == epoch + 1:
+            history[-1][TIME_LIMIT_KEY] = self.seconds
 
 
 class EpochPrinter(keras.callbacks.Callback):

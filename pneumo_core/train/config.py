@@ -27,6 +27,13 @@ __all__ = [
 ]
 
 
+#: The status (``TrainResult``) and stop reason (leaderboard) of a run stopped because an
+#: epoch ran past its time limit (``search.max_epoch_s``).
+EPOCH_TIME_LIMIT = "epoch_time_limit"
+#: History-row key (the limit, in seconds) of the epoch a time limit cut short.
+TIME_LIMIT_KEY = "epoch_time_limit_s"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Which registered model to build, and its hyperparameters.

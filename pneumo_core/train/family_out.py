@@ -32,8 +32,9 @@ from pneumo_core.data.dataset import PreparedData
 from pneumo_core.data.families import family_folds
 from pneumo_core.errors import TrainingError
 from pneumo_core.metrics import METRICS
-from pneumo_core.train.config import TrainConfig
+from pneumo_core.train.config import TIME_LIMIT_KEY, TrainConfig
 from pneumo_core.train.loop import (
+    TIME_LIMITED,
     EpochState,
     ResumeState,
     TrainResult,
@@ -228,7 +229,13 @@ class _Fold:
     """One fold's ``train_model`` in a thread that runs only while it holds the turn."""
 
     def __init__(
-        self, family: str, config: TrainConfig, data: PreparedData, resume, policy
+        self,
+        family: str,
+        config: TrainConfig,
+        data: PreparedData,
+        resume,
+        policy,
+        max_epoch_seconds: float = 0.0,
     ) -> None:
         self.family = family
         self.inbox: queue.Queue = queue.Queue()
@@ -248,7 +255,16 @@ class _Fold:
             keras.mixed_precision.set_global_policy(policy)  # Keras' state is per thread
             try:
                 self.outbox.put(
-                    ("result", train_model(config, data, on_epoch=on_epoch, resume=resume))
+                    (
+                        "result",
+                        train_model(
+                            config,
+                            data,
+                            on_epoch=on_epoch,
+                            resume=resume,
+                            max_epoch_seconds=max_epoch_seconds,
+                        ),
+                    )
                 )
             except _Stopped:
                 self.outbox.put(("stopped", None))
@@ -296,6 +312,7 @@ def train_family_folds(
     *,
     on_epoch: Callable[[FamilyEpoch], None] | None = None,
     resume: Mapping[str, Any] | None = None,
+    max_epoch_seconds: float = 0.0,
 ) -> FamilyOutResult:
     """Trains one model per family held out, in lockstep, and combines their scores.
 
@@ -306,6 +323,9 @@ def train_family_folds(
         on_epoch: Called after every lockstep epoch with the combined scores.
         resume: What :func:`load_family_resume` read: folds already finished keep their
             scores, the others continue from their checkpoints.
+        max_epoch_seconds: Each fold's per-epoch time limit (0 = none); when one fold's
+            epoch runs past it, every fold stops after that epoch, whose combined row gets
+            ``epoch_time_limit_s``.
 
     Returns:
         Each fold's result and the combined history.
@@ -337,7 +357,7 @@ def train_family_folds(
             )
             continue
         states = resume.get("states", {})
-        fold = _Fold(family, config, fold_data, states.get(family), policy)
+        fold = _Fold(family, config, fold_data, states.get(family), policy, max_epoch_seconds)
         if summary is not None:
             fold.summary.update(summary)
         folds.append(fold)
@@ -364,6 +384,9 @@ def train_family_folds(
             row["epoch_seconds"] = sum(
                 f.state.history[-1].get("epoch_seconds", 0.0) for f in active if f.state
             )
+            cut = any(r.status == TIME_LIMITED for r in results.values())
+            if cut:
+                row[TIME_LIMIT_KEY] = max_epoch_seconds
             history.append(row)
             if _better(row[key], outcome.best_value, higher):
                 outcome.best_epoch, outcome.best_value = row["epoch"], row[key]
@@ -378,12 +401,14 @@ def train_family_folds(
                         history=history,
                         best_epoch=outcome.best_epoch,
                         best_value=outcome.best_value,
-                        finished=not active,
+                        finished=not active or cut,
                         states={f.family: f.state for f in active if f.state is not None},
                         summaries=summaries,
                         model=models[0] if models else None,
                     )
                 )
+            if cut:
+                break
     finally:
         for fold in folds:
             fold.stop()

@@ -20,14 +20,14 @@ from pneumo_core.data.pipeline import training_dataset
 from pneumo_core.errors import CheckpointError, ConfigError, TrainingError
 from pneumo_core.metrics import METRICS
 from pneumo_core.models import create_model, fine_tune_plan, model_params
-from pneumo_core.train.callbacks import ValidationMetrics
+from pneumo_core.train.callbacks import EpochTimeLimit, ValidationMetrics
 from pneumo_core.train.checkpoint_files import (
     MANIFEST_FILE,
     checkpoint_index,
     sha256_file,
     verify_manifest,
 )
-from pneumo_core.train.config import TrainConfig, TrainingConfig
+from pneumo_core.train.config import EPOCH_TIME_LIMIT, TrainConfig, TrainingConfig
 
 __all__ = [
     "EpochState",
@@ -40,6 +40,8 @@ __all__ = [
 
 #: Status of a run that used all its epochs, stopped early, or diverged.
 COMPLETED, EARLY_STOPPED, DIVERGED = "completed", "early_stopped", "nan_loss"
+#: Status of a run stopped because an epoch ran past ``max_epoch_seconds``.
+TIME_LIMITED = EPOCH_TIME_LIMIT
 
 
 @dataclass
@@ -48,7 +50,7 @@ class TrainResult:
 
     Attributes:
         model: The trained model, with the best epoch's weights.
-        status: ``completed``, ``early_stopped`` or ``nan_loss``.
+        status: ``completed``, ``early_stopped``, ``nan_loss`` or ``epoch_time_limit``.
         message: What happened, in one line (why it stopped, for ``nan_loss``).
         history: One row per epoch: ``epoch``, ``loss``, ``lr``, ``val_<metric>``...
         best_epoch: 1-based epoch with the best objective (0 if none was scored).
@@ -374,6 +376,7 @@ def train_model(
     on_epoch: Callable[[EpochState], None] | None = None,
     resume: ResumeState | None = None,
     verbose: int = 0,
+    max_epoch_seconds: float = 0.0,
 ) -> TrainResult:
     """Trains one configuration on the train split, scoring validation every epoch.
 
@@ -392,6 +395,9 @@ def train_model(
         resume: State of an interrupted run to continue from (its epochs are not
             trained again; the optimizer state starts afresh).
         verbose: Keras ``fit`` verbosity.
+        max_epoch_seconds: Stop the run when an epoch takes longer (0 = no limit): that
+            epoch ends after the batch that crossed the limit, is scored as it stands
+            (its row gets ``epoch_time_limit_s``), and the status is ``epoch_time_limit``.
 
     Returns:
         The trained model and its history.
@@ -418,6 +424,8 @@ def train_model(
     dataset, steps, class_weight, scorer = fit_inputs(config, data)
     objective = config.objective
     hooks: list[keras.callbacks.Callback] = []
+    limit = EpochTimeLimit(max_epoch_seconds, scorer) if max_epoch_seconds > 0 else None
+    guard = [limit] if limit is not None else []
     if on_epoch is not None:
         hooks.append(_EpochHook(on_epoch, scorer, config.training.epochs))
 
@@ -464,12 +472,15 @@ def train_model(
                 steps_per_epoch=steps,
                 class_weight=class_weight,
                 shuffle=False,  # the generator shuffles, seeded
-                callbacks=[*averaged, scorer, *early, *callbacks, *hooks],
+                callbacks=[*averaged, scorer, *guard, *early, *callbacks, *hooks],
                 verbose=verbose,
             )
             ran = len(history.epoch)
             if scorer.diverged:
                 status = DIVERGED
+                break
+            if limit is not None and limit.hit:
+                status = TIME_LIMITED
                 break
             if early and early[0].stopped_epoch > 0 and ran < last - first:
                 status = EARLY_STOPPED
@@ -485,6 +496,11 @@ def train_model(
     best_metrics = best_epoch_metrics(scorer.history, scorer.best_epoch)
     if status == DIVERGED:
         message = scorer.diverged
+    elif status == TIME_LIMITED:
+        message = (
+            f"stopped in epoch {len(scorer.history)}: it ran past {max_epoch_seconds:g} s "
+            f"(the per-epoch time limit), best epoch {scorer.best_epoch}"
+        )
     elif status == EARLY_STOPPED:
         message = f"early stopped after epoch {len(scorer.history)}, best epoch {scorer.best_epoch}"
     else:

@@ -103,3 +103,17 @@ def test_a_dataset_whose_classes_have_one_family_each_is_refused_by_name(tmp_pat
     data = prepare_data(DataConfig(root=str(root), image_size=32, cache_dir=str(tmp_path / "c")))
     with pytest.raises(TrainingError, match="acquisition families"):
         family_fold_data(data)
+
+
+def test_a_fold_past_the_epoch_time_limit_stops_every_fold_after_that_epoch(mini32):
+    finished = []
+    result = train_family_folds(
+        family_config("worst", epochs=3),
+        mini32,
+        on_epoch=lambda s: finished.append(s.finished),
+        max_epoch_seconds=1e-3,  # every fold's first epoch crosses it after one batch
+    )
+    assert finished == [True]  # one lockstep epoch, the last
+    assert [r["epoch"] for r in result.history] == [1]
+    assert result.history[0]["epoch_time_limit_s"] == pytest.approx(1e-3)
+    assert any(r.status == "epoch_time_limit" for r in result.results.values())

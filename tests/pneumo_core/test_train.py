@@ -65,6 +65,25 @@ def test_nan_loss_stops_with_a_clear_status(mini64):
     assert result.epochs_run == 0 and result.best_metrics == {}
 
 
+def test_an_epoch_past_the_time_limit_is_cut_scored_as_it_stands_and_ends_the_run(mini64):
+    timed = []
+
+    class BatchCounter(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            timed.append(batch)
+
+    result = train_model(
+        small_cnn(epochs=3), mini64, callbacks=[BatchCounter()], max_epoch_seconds=1e-3
+    )
+    assert result.status == "epoch_time_limit" and "per-epoch time limit" in result.message
+    assert result.epochs_run == 1 and timed == [0]  # stopped after the batch that crossed it
+    (row,) = result.history
+    assert row["epoch_time_limit_s"] == pytest.approx(1e-3) and 0 <= row["val_rw_auc"] <= 1
+    assert result.best_epoch == 1  # the cut epoch was scored
+    unlimited = train_model(small_cnn(epochs=1), mini64, max_epoch_seconds=600)
+    assert unlimited.status == "completed" and "epoch_time_limit_s" not in unlimited.history[0]
+
+
 def test_a_robustness_objective_selects_on_the_shifted_validation_split(mini64):
     from pneumo_core.robustness import apply_shift, list_shifts
     from pneumo_core.train.config import ObjectiveConfig

@@ -441,6 +441,21 @@ def test_final_retrains_at_another_resolution_when_asked(searched_run):
     assert tuple(run.result.model.input_shape[1:3]) == (40, 40)
 
 
+def test_final_keeps_the_cost_guard_of_the_search_and_of_its_flag(searched_run, final_outcome):
+    from results.final_options import FinalOptions
+    from search.final_stage import run_final
+
+    # the search had no limit, so neither had its final (the report says which it used)
+    assert final_outcome.report["final"]["options"]["max_epoch_s"] == 0.0
+    board = (searched_run / "leaderboard.csv").read_text()
+    assert "median_epoch_s" in board.splitlines()[0]
+    # every trial's median epoch took longer than a microsecond: nothing fits, nothing runs
+    with pytest.raises(PneumoError, match=r"1e-06 s per-epoch limit"):
+        run_final(searched_run, FinalOptions(max_epoch_s=1e-6), log=lambda _: None)
+    with pytest.raises(PneumoError, match="--max-epoch-s"):
+        FinalOptions(max_epoch_s=-1)
+
+
 def test_the_label_audit_lists_flagged_train_images_with_thumbnails(final_outcome):
     audit = final_outcome.report["label_audit"]
     with (final_outcome.folder / "label_issues.csv").open(newline="") as handle:

@@ -175,3 +175,35 @@ def test_the_report_lists_what_the_suite_rule_compared():
     )
     assert "val_suite_mean_rw_auc" in html and "<b>suite</b>" in html
     assert html.count("kept") == 2  # the intro sentence and the kept row
+
+
+def board_row(trial_id: str, rank: int, median: str, stop: str = "", width: int = 8) -> dict:
+    return {
+        "trial_id": trial_id,
+        "rank": str(rank),
+        "median_epoch_s": median,
+        "stop_reason": stop,
+        "model.width": str(width),
+    }
+
+
+def test_the_cost_guard_skips_trials_past_the_per_epoch_limit_and_says_which(tmp_path):
+    from pneumo_core.errors import PneumoError
+    from results.candidates import ranked_candidates
+
+    rows = [
+        board_row("slow", 1, "1194.0", width=1),
+        board_row("cut", 2, "40.0", stop="epoch_time_limit", width=2),
+        board_row("fast", 3, "35.5", width=3),
+        board_row("unknown", 4, "", width=4),  # no timing recorded: not held against it
+        board_row("late", 5, "900.0", width=5),
+    ]
+    lines: list[str] = []
+    kept = ranked_candidates(tmp_path, rows, 2, max_epoch_s=180.0, log=lines.append)
+    assert [row["trial_id"] for row in kept] == ["fast", "unknown"]
+    assert len(lines) == 2 and "slow" in lines[0] and "1194.0" in lines[0]
+    assert "cut" in lines[1] and "epoch_time_limit" in lines[1]
+    # no limit: the board's order, as before
+    assert [r["trial_id"] for r in ranked_candidates(tmp_path, rows, 2)] == ["slow", "cut"]
+    with pytest.raises(PneumoError, match="180 s per-epoch limit.*--max-epoch-s 0"):
+        ranked_candidates(tmp_path, rows[:2], 1, max_epoch_s=180.0)

@@ -142,3 +142,29 @@ def test_a_family_out_search_ranks_trials_by_their_worst_held_out_family(mini_ro
         ]
         assert float(row["objective"]) == pytest.approx(min(families))
         assert float(row["family_worst_rw_auc"]) == pytest.approx(min(families))
+
+
+def test_a_trial_past_the_per_epoch_time_limit_is_cut_recorded_and_told_to_optuna(
+    mini_root, tmp_path
+):
+    import ray
+
+    out = tmp_path / "slow"
+    raw = experiment_dict(mini_root, out, num_samples=2, max_concurrent_trials=2)
+    raw["space"] = {**raw["space"], "model.name": {"choice": {"cnn": {
+        "model.params.num_blocks": 2, "model.params.filters": 4,
+        "model.params.head": "global_avg", "model.params.dense_units": [8]}}}}  # fmt: skip
+    raw["scheduler"] = {"type": "none"}
+    raw["search"]["max_epoch_s"] = 0.001  # every epoch runs past it
+    try:
+        run_experiment(from_dict(ExperimentConfig, raw))
+    finally:
+        ray.shutdown()
+    rows = read_csv_rows(out / "leaderboard.csv")
+    assert len(rows) == 2
+    for row in rows:
+        assert (row["status"], row["stop_reason"]) == ("stopped_early", "epoch_time_limit")
+        assert row["epochs_run"] == "1" and float(row["median_epoch_s"]) > 0.001
+        assert math.isfinite(float(row["objective"]))  # the cut epoch is scored as it stands
+    study = optuna.load_study(study_name=raw["name"], storage=f"sqlite:///{out / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]  # stopped, as by ASHA

@@ -149,6 +149,7 @@ def run_tune_arm(method: str, experiment, space, out: Path, budget: int) -> tupl
             tune_config,
             search_alg=None,
             scheduler=FIFOScheduler(),
+            max_concurrent_trials=experiment.search.max_concurrent_trials or None,
             num_samples=math.ceil(budget / experiment.epochs),
         )
     run_config.callbacks = [*run_config.callbacks, Recorder()]

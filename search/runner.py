@@ -222,6 +222,7 @@ def tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocati
     from ray import tune
 
     from search.callbacks import LeaderboardCallback, ProgressCallback
+    from search.concurrency import LimiterSync, ReconcilingLimiter
 
     mode = config.objective.mode
     trainable = _trainable(config, space)
@@ -230,11 +231,15 @@ def tune_parts(config: ExperimentConfig, space: SearchSpace, location: RunLocati
         LeaderboardCallback(location, config.objective.key, mode, config.epochs, space.resolve),
         ProgressCallback(config.objective.key, mode, config.epochs, TrialDescriber(space)),
     ]
+    if config.search.max_concurrent_trials:
+        # Tune's own limiter, kept in step with Tune's trials (a torn saved state could
+        # otherwise hold a slot forever after a resume; see search.concurrency).
+        searcher = ReconcilingLimiter(searcher, config.search.max_concurrent_trials)
+        callbacks.append(LimiterSync(searcher))
     tune_config = tune.TuneConfig(
         search_alg=searcher,
         scheduler=scheduler,
         num_samples=config.search.num_samples,
-        max_concurrent_trials=config.search.max_concurrent_trials or None,
         time_budget_s=config.search.time_budget_s or None,
         # Opt-in: a finished trial's worker (TensorFlow already imported) runs the next one.
         reuse_actors=config.search.reuse_workers,
@@ -315,7 +320,7 @@ def run_experiment(
     trainable, tune_config, run_config = tune_parts(config, space, location)
     if warm is not None:
         copied, queued = seed_study(
-            tune_config.search_alg.study,
+            optuna_searcher(tune_config.search_alg).study,
             warm,
             objective=config.objective.key,
             distributions=space.distributions(),
@@ -380,8 +385,24 @@ def resume_experiment(run_dir: str | Path, *, address: str | None = None) -> Run
     return _fit(tuner, location, config)
 
 
+def optuna_searcher(search_alg):
+    """The :class:`~search.searcher.PruningAwareOptunaSearch` inside Tune's searcher wrappers.
+
+    Raises:
+        RuntimeError: There is none (a search algorithm this product did not build).
+    """
+    from search.searcher import PruningAwareOptunaSearch
+
+    searcher = search_alg
+    while not isinstance(searcher, PruningAwareOptunaSearch) and hasattr(searcher, "searcher"):
+        searcher = searcher.searcher  # wrappers such as the concurrency limiter
+    if not isinstance(searcher, PruningAwareOptunaSearch):
+        raise RuntimeError(f"the search algorithm is {type(search_alg).__name__}")
+    return searcher
+
+
 def follow_run(tuner, location: RunLocation) -> None:
-    """Points a restored Tuner's searcher and leaderboard callback at ``location``.
+    """Points a restored Tuner's searcher and callbacks at ``location`` and its limiter.
 
     ``Tuner.restore`` unpickles them from the run's saved state with the place the first
     driver had (another machine, another mirror of a run at a URI, the folder before it
@@ -393,21 +414,19 @@ def follow_run(tuner, location: RunLocation) -> None:
         RuntimeError: The restored Tuner does not hold them where Ray 2.60 keeps them.
     """
     from search.callbacks import LeaderboardCallback
-    from search.searcher import PruningAwareOptunaSearch
+    from search.concurrency import LimiterSync, find_limiter
 
     internal = getattr(tuner, "_local_tuner", None)
     tune_config = getattr(internal, "_tune_config", None)
     if internal is None or tune_config is None:
         raise RuntimeError("ray.tune.Tuner.restore: no TunerInternal to restore the run from")
-    searcher = tune_config.search_alg
-    while not isinstance(searcher, PruningAwareOptunaSearch) and hasattr(searcher, "searcher"):
-        searcher = searcher.searcher  # wrappers such as ConcurrencyLimiter
-    if not isinstance(searcher, PruningAwareOptunaSearch):
-        raise RuntimeError(f"the restored search algorithm is {type(searcher).__name__}")
-    searcher.follow(location)
+    limiter = find_limiter(tune_config.search_alg)
+    optuna_searcher(tune_config.search_alg).follow(location)
     for callback in internal.get_run_config().callbacks or []:
         if isinstance(callback, LeaderboardCallback):
             callback.follow(location)
+        if isinstance(callback, LimiterSync) and limiter is not None:
+            callback.follow(limiter)
 
 
 def _close_trials_cut_by_the_budget(location: RunLocation, config: ExperimentConfig) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import cloudpickle
 import optuna
 import pytest
 
@@ -41,6 +42,22 @@ def resume_to_the_end(out, env, timeout: int = 420) -> None:
         stdout, stderr = resumed.communicate(timeout=60)
         raise AssertionError(f"resume hung for {timeout} s; stacks:\n{stderr[-6000:]}") from None
     assert resumed.returncode == 0, (stdout[-3000:], stderr[-3000:])
+
+
+def tear_limiter_state(run_dir, trial_ids) -> None:
+    """Adds ``trial_ids`` to the saved concurrency limiter's live trials.
+
+    A driver killed while Tune uploads its state file by file (at a storage URI) can leave
+    a limiter state that disagrees with the saved trial list; this makes that happen for
+    sure, so resume must free the slots those trials hold (it waited forever before).
+    """
+    paths = list(run_dir.glob("search_gen_state-*.json"))
+    assert paths, f"no saved search state in {run_dir}"
+    for path in paths:
+        state = cloudpickle.loads(path.read_bytes())
+        (limiter,) = [v for k, v in state.items() if k.startswith("name:") and "Limiter" in k]
+        limiter["live_trials"] |= set(trial_ids)
+        path.write_bytes(cloudpickle.dumps(state))
 
 
 def start_driver(experiment, env, ended: int, out, **popen) -> subprocess.Popen:
@@ -76,6 +93,8 @@ def test_killed_driver_then_resume_keeps_every_trial_once(mini_root, tmp_path, c
     history_before = read_csv_rows(out / "trials.csv")
     done_before = {t for t, r in before.items() if r["status"] in ENDED}
     assert len(before) < TRIALS or any(r["status"] == "running" for r in before.values())
+    # the saved limiter holds a slot for a trial Tune never saved and one that ended
+    tear_limiter_state(out, {"f00dcafe", sorted(done_before)[0]})
 
     resume_to_the_end(out, cli_env)
 

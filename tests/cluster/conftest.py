@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.search.conftest import kill_marked, processes_with_marker
+from tests.search.conftest import kill_marked, processes_with_marker, unique_marker
 
 BIN = Path(sys.executable).parent
 
@@ -97,7 +97,7 @@ class RayStartCluster:
 def ray_start_cluster(tmp_path_factory):
     """A two-node `ray start` cluster, shared by the module's tests (none changes it)."""
     tmp_path = tmp_path_factory.mktemp("cluster")
-    cluster = RayStartCluster(f"cluster-{tmp_path.name}", tmp_path)
+    cluster = RayStartCluster(unique_marker(f"cluster-{tmp_path.name}"), tmp_path)
     try:
         cluster.start()
         yield cluster

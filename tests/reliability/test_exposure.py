@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import REPO
-from tests.search.conftest import processes_with_marker
+from tests.search.conftest import processes_with_marker, unique_marker
 
 DRIVER = """
 import json, sys, time
@@ -73,7 +73,7 @@ def _is_loopback(address: str) -> bool:
 
 
 def test_a_local_ray_listens_on_loopback_only(tmp_path):
-    marker = f"exposure-{tmp_path.name}"
+    marker = unique_marker(f"exposure-{tmp_path.name}")
     env = {**os.environ, "PNEUMO_TEST_MARKER": marker, "PYTHONPATH": str(REPO)}
     env.pop("RAY_ADDRESS", None)
     driver = subprocess.Popen(

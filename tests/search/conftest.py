@@ -51,6 +51,11 @@ def write_experiment(path: Path, data: dict) -> Path:
     return path
 
 
+def unique_marker(name: str) -> str:
+    """A PNEUMO_TEST_MARKER value unique to this pytest process (tests run in 2 workers)."""
+    return f"{name}-{os.getpid()}"
+
+
 def processes_with_marker(marker: str) -> list[int]:
     """PIDs of processes whose environment holds PNEUMO_TEST_MARKER=marker."""
     found = []
@@ -76,7 +81,7 @@ def kill_marked(marker: str) -> None:
 @pytest.fixture
 def cli_env(tmp_path):
     """Environment for CLI subprocesses; every process they start is killed afterwards."""
-    marker = tmp_path.name
+    marker = unique_marker(tmp_path.name)
     env = {**os.environ, "PNEUMO_TEST_MARKER": marker, "PYTHONPATH": str(REPO)}
     env["PNEUMO_CACHE_DIR"] = str(tmp_path / "cache")
     yield env

@@ -277,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             for c in ("best_val", "trials", *COLUMNS)
         )
         print(f"{minutes:<9}{cells}")
-    first, last = table[f"{args.minutes[0]:g}"], table[f"{args.minutes[-1]:g}"]
+    # the budgets may be given in any order (the extremes first, so a stopped run has both)
+    first, last = table[f"{min(args.minutes):g}"], table[f"{max(args.minutes):g}"]
     falling = [
         c for c in COLUMNS if first[c] is not None and last[c] is not None and last[c] < first[c]
     ]

@@ -51,8 +51,11 @@ def experiment(
     )
 
 
-def search_seconds(out: Path) -> float:
-    """First trial start to last trial end, from the run's Optuna study."""
+def search_seconds(out: Path) -> tuple[float, int]:
+    """First trial start to last trial end, and the most trials that ran at once.
+
+    Both come from the run's Optuna study (each trial's start and end timestamps).
+    """
     import optuna
 
     study = optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'optuna.db'}")
@@ -60,7 +63,13 @@ def search_seconds(out: Path) -> float:
     ends = [t.datetime_complete for t in study.trials]
     if not ends or None in ends:
         raise RuntimeError(f"{out}: a trial did not finish")
-    return (max(ends) - min(starts)).total_seconds()
+    # sweep the starts (+1) and ends (-1) in time order; an end sorts before a start
+    events = sorted([(t, 1) for t in starts] + [(t, -1) for t in ends])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return (max(ends) - min(starts)).total_seconds(), most
 
 
 def run_search(args: argparse.Namespace, out: Path, concurrent: int) -> float:
@@ -76,13 +85,13 @@ def run_search(args: argparse.Namespace, out: Path, concurrent: int) -> float:
     rows = read_csv_rows(out / "leaderboard.csv")
     if [r["status"] for r in rows] != ["completed"] * args.trials:
         raise RuntimeError(f"not every trial completed: {rows}")
-    seconds = search_seconds(out)
+    seconds, most = search_seconds(out)
     each = sorted(float(r["wall_time_s"]) for r in rows)
     print(
         f"{concurrent} concurrent: {args.trials} trials in {seconds:.1f} s "
         f"({time.perf_counter() - start:.1f} s with start-up) = "
         f"{3600 * args.trials / seconds:.0f} trials/hour; "
-        f"trial wall times {each[0]:.1f}-{each[-1]:.1f} s",
+        f"trial wall times {each[0]:.1f}-{each[-1]:.1f} s; at most {most} at once",
         flush=True,
     )
     return seconds

@@ -20,24 +20,21 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
+from search.searcher import find_wrapped
+
 __all__ = ["LimiterSync", "ReconcilingLimiter", "find_limiter"]
 
 
 class ReconcilingLimiter(ConcurrencyLimiter):
     """A ConcurrencyLimiter that can drop trials the search no longer has running."""
 
-    def keep_only(self, unfinished_trial_ids: Iterable[str]) -> set[str]:
+    def keep_only(self, unfinished_trial_ids: Iterable[str]) -> None:
         """Frees the slots of live trials that are not among ``unfinished_trial_ids``.
 
         Args:
             unfinished_trial_ids: Ids of the trials Tune holds that have not ended.
-
-        Returns:
-            The ids it dropped (empty when its state agreed with Tune's).
         """
-        stale = set(self.live_trials) - set(unfinished_trial_ids)
-        self.live_trials -= stale
-        return stale
+        self.live_trials &= set(unfinished_trial_ids)
 
 
 class LimiterSync(Callback):
@@ -60,8 +57,4 @@ class LimiterSync(Callback):
 
 def find_limiter(search_alg: Searcher | None) -> ReconcilingLimiter | None:
     """The :class:`ReconcilingLimiter` in a chain of searcher wrappers, if there is one."""
-    while search_alg is not None:
-        if isinstance(search_alg, ReconcilingLimiter):
-            return search_alg
-        search_alg = getattr(search_alg, "searcher", None)
-    return None
+    return find_wrapped(search_alg, ReconcilingLimiter)

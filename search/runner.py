@@ -391,12 +391,10 @@ def optuna_searcher(search_alg):
     Raises:
         RuntimeError: There is none (a search algorithm this product did not build).
     """
-    from search.searcher import PruningAwareOptunaSearch
+    from search.searcher import PruningAwareOptunaSearch, find_wrapped
 
-    searcher = search_alg
-    while not isinstance(searcher, PruningAwareOptunaSearch) and hasattr(searcher, "searcher"):
-        searcher = searcher.searcher  # wrappers such as the concurrency limiter
-    if not isinstance(searcher, PruningAwareOptunaSearch):
+    searcher = find_wrapped(search_alg, PruningAwareOptunaSearch)
+    if searcher is None:
         raise RuntimeError(f"the search algorithm is {type(search_alg).__name__}")
     return searcher
 

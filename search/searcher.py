@@ -22,6 +22,7 @@ __all__ = [
     "SAMPLERS",
     "PruningAwareOptunaSearch",
     "RunStudyStorage",
+    "find_wrapped",
     "make_sampler",
     "make_searcher",
     "open_storage",
@@ -70,6 +71,19 @@ class RunStudyStorage(optuna.storages.RDBStorage):
         if not here.is_file() and earlier.is_file() and earlier != here:
             shutil.copyfile(earlier, here)
         super().__setstate__({**state, "url": f"sqlite:///{here}"})
+
+
+def find_wrapped(search_alg: Any, kind: type) -> Any:
+    """The first searcher of type ``kind`` along a chain of Tune searcher wrappers, or None.
+
+    Wrappers (the concurrency limiter, Tune's SearchGenerator) hold the searcher they wrap
+    as ``searcher``.
+    """
+    while search_alg is not None:
+        if isinstance(search_alg, kind):
+            return search_alg
+        search_alg = getattr(search_alg, "searcher", None)
+    return None
 
 
 def open_storage(path: str | Path) -> RunStudyStorage:

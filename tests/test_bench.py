@@ -264,3 +264,18 @@ def test_selection_budget_quick(tmp_path):
             assert 0.0 <= scores["external_rw_auc"] <= oracle + 1e-12, name
         assert rules["objective"]["ties"] >= 1.0
     assert "external_rw_auc of the pick" in stdout
+
+
+def test_final_options_quick(mini_root, tmp_path):
+    """The recipe's final and a higher-resolution variant on one board, side by side."""
+    out = tmp_path / "options"
+    stdout = run_quick("final_options.py", str(mini_root), "--out", str(out), timeout=600)
+    results = json.loads((out / "final_options.json").read_text())
+    rows = results["rows"]
+    assert [(r["variant"], r["image_size"]) for r in rows] == [("baseline", 32), ("size160", 40)]
+    for row in rows:
+        for column in ("test_auc", "test_specificity", "external_auc", "normal2_specificity"):
+            assert 0.0 <= row[column] <= 1.0, column
+    base, bigger = (results["medians"][v]["test_auc"] for v in ("baseline", "size160"))
+    assert results["deltas"]["size160"]["test_auc"] == bigger - base
+    assert "each variant minus the baseline" in stdout

@@ -1,0 +1,195 @@
+"""The recipe's ``final`` options side by side on kept search boards (issue 16).
+
+Each board is a search as kept in ``bench/figures`` (``experiment.yaml``,
+``data_summary.json``, ``leaderboard.csv``): the budget curve's boards, for instance. For
+each board and each variant of the recipe's final (``--ensemble 3 --target-sensitivity
+0.95`` plus the variant's options), the board is copied to ``OUT/BOARD-VARIANT``, ``final``
+runs there, and its report is read off as the budget curve's shift proxies (carved test,
+the external set, the robustness suite) plus the carved test's specificity on
+``NORMAL2-IM-`` normals (the family that failed most on the kept public split). Printed:
+every row, the medians per variant over the boards, and each variant minus the baseline.
+
+The baseline variant is the recipe's final itself; where a board folder keeps the report
+of that final (``final_report.json``, same board, same seed, same code), it is read
+instead of retrained (``--rerun-baseline`` retrains it).
+
+    python bench/final_options.py bench/figures/budget_guard_seed{1,2}/50min \\
+        --variants baseline size160 size224
+    python bench/final_options.py ../shared/data/chest_xray_mini --quick   # the test's mode
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.budget_curve import COLUMNS, proxies, recipe_search  # noqa: E402
+
+#: Each variant's options on top of the recipe's final (``FinalOptions`` fields).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "baseline": {},
+    "size160": {"image_size": 160},
+    "size224": {"image_size": 224},
+    "greedy": {"greedy": True, "top": 6},
+    "tta": {"tta": True},
+}
+
+#: The family whose specificity is reported beside the proxies.
+FAMILY = "NORMAL2-IM"
+
+#: What a board folder holds (copied to each variant's run folder).
+BOARD_FILES = ("experiment.yaml", "data_summary.json", "leaderboard.csv")
+
+COLUMNS_SHOWN = (*COLUMNS[:6], "normal2_specificity", "final_s")
+
+
+def read_row(report: dict[str, Any]) -> dict[str, Any]:
+    """The proxies of one ``final`` report, its ``NORMAL2-IM`` specificity and its seconds."""
+    row: dict[str, Any] = proxies(report)
+    families = (report.get("families") or {}).get("test") or []
+    row["normal2_specificity"] = next(
+        (f["value"] for f in families if f["family"] == FAMILY and f["class"] == "NORMAL"), None
+    )
+    row["final_s"] = report.get("seconds")
+    row["image_size"] = (report.get("data") or {}).get("image_size")
+    row["members"] = (report.get("ensemble") or {}).get("members")
+    return row
+
+
+def run_variant(board: Path, variant: str, out: Path, quick: bool) -> dict[str, Any]:
+    """The recipe's final with ``variant``'s options on a copy of ``board``; its row."""
+    from results.final_options import FinalOptions
+    from search.final_stage import run_final
+
+    options = dict(VARIANTS[variant])
+    if quick:  # 32 px searches: the sizes scale down with them
+        options.pop("top", None)
+        if "image_size" in options:
+            options["image_size"] = options["image_size"] // 4
+    run_dir = out / f"{board.parent.name}-{board.name}-{variant}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    for name in BOARD_FILES:
+        if (board / name).is_file():
+            shutil.copy2(board / name, run_dir / name)
+    final = FinalOptions(
+        ensemble=0 if quick else 3,
+        target_sensitivity=0.95,
+        robustness=not quick,
+        n_boot=50 if quick else 1000,
+        **options,
+    )
+    outcome = run_final(run_dir, final, log=lambda line: print("    " + line, flush=True))
+    return read_row(outcome.report)
+
+
+def medians(rows: list[dict[str, Any]], variants: list[str]) -> dict[str, dict[str, Any]]:
+    """Per variant, the median of each shown column over the boards."""
+    table = {}
+    for variant in variants:
+        mine = [r for r in rows if r["variant"] == variant]
+        entry: dict[str, Any] = {"boards": len(mine)}
+        for column in COLUMNS_SHOWN:
+            values = [r[column] for r in mine if r.get(column) is not None]
+            entry[column] = statistics.median(values) if values else None
+        table[variant] = entry
+    return table
+
+
+def deltas(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Each variant's medians minus the baseline's."""
+    base = table.get("baseline")
+    if base is None:
+        return {}
+    return {
+        variant: {
+            c: (entry[c] - base[c] if entry[c] is not None and base[c] is not None else None)
+            for c in COLUMNS_SHOWN
+        }
+        for variant, entry in table.items()
+        if variant != "baseline"
+    }
+
+
+def print_table(title: str, table: dict[str, dict[str, Any]], signed: bool = False) -> None:
+    """One line per variant, one column per shown proxy."""
+    short = [c.replace("_rw_auc", "").replace("external", "ext") for c in COLUMNS_SHOWN]
+    print(f"\n{title}")
+    print(f"{'variant':<10}" + "".join(f"{c:>16}" for c in short))
+    for variant, entry in table.items():
+        cells = "".join(
+            f"{entry[c]:>+16.4f}"
+            if signed and isinstance(entry[c], float)
+            else f"{entry[c]:>16.4f}"
+            if isinstance(entry[c], float)
+            else f"{'-' if entry[c] is None else entry[c]:>16}"
+            for c in COLUMNS_SHOWN
+        )
+        print(f"{variant:<10}{cells}")
+
+
+def quick_board(data: str, out: Path) -> Path:
+    """A two-trial search of the recipe on ``data`` (the budget curve's quick mode)."""
+    args = types.SimpleNamespace(data=data, external=data, external_split="val", quick=True)
+    args.reuse = False
+    run_dir, _ = recipe_search(args, seed=0, minutes=0.5, out=out)
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("boards", nargs="+", help="board folders (or, with --quick, a dataset)")
+    parser.add_argument(
+        "--variants", nargs="+", default=["baseline", "size160"], choices=sorted(VARIANTS)
+    )
+    parser.add_argument("--out", default=str(REPO / "runs" / "bench_final_options"))
+    parser.add_argument(
+        "--rerun-baseline", action="store_true", help="retrain the baseline even if kept"
+    )
+    parser.add_argument("--quick", action="store_true", help="a tiny search, no ensemble")
+    args = parser.parse_args(argv)
+
+    from pneumo_core.runtime import import_tensorflow
+
+    import_tensorflow()
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    boards = [Path(b).resolve() for b in args.boards]
+    if args.quick:
+        boards = [quick_board(args.boards[0], out / "search")]
+    rows = []
+    for board in boards:
+        for variant in args.variants:
+            print(f"{board}: {variant}", flush=True)
+            kept = board / "final_report.json"
+            if variant == "baseline" and kept.is_file() and not args.rerun_baseline:
+                print(f"    the kept report: {kept}", flush=True)
+                row = read_row(json.loads(kept.read_text()))
+            else:
+                row = run_variant(board, variant, out, args.quick)
+            rows.append({"board": str(board), "variant": variant, **row})
+            (out / "final_options.json").write_text(json.dumps({"rows": rows}, indent=2))
+    for row in rows:
+        print_table(f"{row['board']}: {row['variant']}", {row["variant"]: row})
+    table = medians(rows, args.variants)
+    print_table(f"medians over {len(boards)} board(s)", table)
+    change = deltas(table)
+    if change:
+        print_table("each variant minus the baseline (medians)", change, signed=True)
+    result = {"args": vars(args), "rows": rows, "medians": table, "deltas": change}
+    (out / "final_options.json").write_text(json.dumps(result, indent=2, default=str))
+    print(f"every number: {out / 'final_options.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

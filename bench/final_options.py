@@ -9,9 +9,10 @@ the external set, the robustness suite) plus the carved test's specificity on
 ``NORMAL2-IM-`` normals (the family that failed most on the kept public split). Printed:
 every row, the medians per variant over the boards, and each variant minus the baseline.
 
-The baseline variant is the recipe's final itself; where a board folder keeps the report
-of that final (``final_report.json``, same board, same seed, same code), it is read
-instead of retrained (``--rerun-baseline`` retrains it).
+The baseline variant is the recipe's final at the search's own size (the recipe before
+it adopted ``--image-size 160`` from this benchmark; ``size160`` is the recipe now);
+where a board folder keeps the report of that final (``final_report.json``, same board,
+same seed, same code), it is read instead of retrained (``--rerun-baseline`` retrains it).
 
     python bench/final_options.py bench/figures/budget_guard_seed{1,2}/50min \\
         --variants baseline size160 size224
@@ -41,6 +42,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "size224": {"image_size": 224},
     "greedy": {"greedy": True, "top": 6},
     "tta": {"tta": True},
+    "size160_greedy": {"image_size": 160, "greedy": True, "top": 6},
 }
 
 #: The family whose specificity is reported beside the proxies.

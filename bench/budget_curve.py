@@ -8,9 +8,8 @@ bench/RESULTS.md predate ``--image-size 160`` (``--final-image-size 0`` repeats 
 Each exported model is read off its report: carved test AUC and specificity, the
 external set's AUC and specificity (at the validation threshold), the robustness suite's
 mean and worst rw_auc, and the worst and mean rw_auc of the configuration retrained with
-each acquisition family held out. Printed
-per budget: the medians over seeds, and whether each proxy falls as the budget grows
-(what issue 16 reported for the public test split).
+each acquisition family held out. Printed per budget: the medians over seeds, and whether
+each proxy falls as the budget grows (what issue 16 reported for the public test split).
 
 With ``--prefix``, each seed searches once, for the longest budget, and each shorter
 budget is that search as it stood at its minute: the leaderboard rebuilt from the epochs

@@ -13,10 +13,19 @@ The baseline variant is the recipe's final at the search's own size (the recipe 
 it adopted ``--image-size 160`` from this benchmark; ``size160`` is the recipe now);
 where a board folder keeps the report of that final (``final_report.json``, same board,
 same seed, same code), it is read instead of retrained (``--rerun-baseline`` retrains it).
+``--baseline VARIANT`` compares with another variant; ``--reuse FILE`` reads the rows of an
+earlier run's ``final_options.json`` (same board and variant) instead of retraining them.
+``clean160`` is the label-noise lever: a 4-fold audit of the board's best configuration
+(:mod:`results.label_audit`), then ``size160`` trained without the images it flags (its
+``final_s`` counts both).
 
     python bench/final_options.py bench/figures/budget_guard_seed{1,2}/50min \\
         --variants baseline size160 size224
-    python bench/final_options.py ../shared/data/chest_xray_mini --quick   # the test's mode
+    python bench/final_options.py bench/figures/budget_guard_seed{1,2,0}/50min \\
+        --variants size160 clean160 --baseline size160 \\
+        --reuse bench/figures/final_options_resolution.json
+    python bench/final_options.py ../shared/data/chest_xray_mini --quick \\
+        --variants baseline clean160   # the test's mode
 """
 
 from __future__ import annotations
@@ -43,6 +52,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "greedy": {"greedy": True, "top": 6},
     "tta": {"tta": True},
     "size160_greedy": {"image_size": 160, "greedy": True, "top": 6},
+    # the label-noise lever: a K-fold audit first, then the recipe without what it flags
+    "clean160": {"image_size": 160, "exclude_label_issues": 4},
 }
 
 #: The family whose specificity is reported beside the proxies.
@@ -67,12 +78,44 @@ def read_row(report: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def exclude_label_issues(run_dir: Path, folds: int) -> dict[str, Any]:
+    """Audits ``run_dir``'s best configuration; its experiment then trains without the flagged.
+
+    The audit is a single-model final with ``--label-audit folds`` (at the search's size, no
+    robustness suite); its ``label_issues.csv`` is kept in ``run_dir`` and named by the
+    experiment's ``data.train_exclude``, so the final that follows trains without them.
+
+    Returns:
+        ``flagged``, ``flagged_by_class`` and ``audit_s`` (the audit final's seconds).
+    """
+    import yaml
+
+    from results.final_options import FinalOptions
+    from results.label_audit import LABEL_ISSUES_FILE
+    from search.final_stage import run_final
+
+    audit = FinalOptions(robustness=False, label_audit=folds, n_boot=50, gallery=0)
+    outcome = run_final(run_dir, audit, log=lambda line: print("    audit: " + line, flush=True))
+    kept = run_dir / LABEL_ISSUES_FILE
+    shutil.copy2(outcome.folder / LABEL_ISSUES_FILE, kept)
+    experiment = yaml.safe_load((run_dir / "experiment.yaml").read_text())
+    experiment["data"]["train_exclude"] = str(kept)
+    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
+    report = outcome.report["label_audit"]
+    return {
+        "flagged": report["flagged"],
+        "flagged_by_class": report["flagged_by_class"],
+        "audit_s": outcome.report["seconds"],
+    }
+
+
 def run_variant(board: Path, variant: str, out: Path, quick: bool) -> dict[str, Any]:
     """The recipe's final with ``variant``'s options on a copy of ``board``; its row."""
     from results.final_options import FinalOptions
     from search.final_stage import run_final
 
     options = dict(VARIANTS[variant])
+    audit_folds = options.pop("exclude_label_issues", 0)
     if quick:  # 32 px searches: the sizes scale down with them
         options.pop("top", None)
         if "image_size" in options:
@@ -83,6 +126,7 @@ def run_variant(board: Path, variant: str, out: Path, quick: bool) -> dict[str, 
     for name in BOARD_FILES:
         if (board / name).is_file():
             shutil.copy2(board / name, run_dir / name)
+    audit = exclude_label_issues(run_dir, audit_folds) if audit_folds else {}
     final = FinalOptions(
         ensemble=0 if quick else 3,
         target_sensitivity=0.95,
@@ -91,7 +135,11 @@ def run_variant(board: Path, variant: str, out: Path, quick: bool) -> dict[str, 
         **options,
     )
     outcome = run_final(run_dir, final, log=lambda line: print("    " + line, flush=True))
-    return read_row(outcome.report)
+    row = read_row(outcome.report)
+    row["train_images"] = outcome.report["data"]["splits"]["train"]["images"]
+    if audit:  # the lever's cost is the audit and the final together
+        row.update(audit, final_s=row["final_s"] + audit["audit_s"])
+    return row
 
 
 def medians(rows: list[dict[str, Any]], variants: list[str]) -> dict[str, dict[str, Any]]:
@@ -107,9 +155,11 @@ def medians(rows: list[dict[str, Any]], variants: list[str]) -> dict[str, dict[s
     return table
 
 
-def deltas(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Each variant's medians minus the baseline's."""
-    base = table.get("baseline")
+def deltas(
+    table: dict[str, dict[str, Any]], baseline: str = "baseline"
+) -> dict[str, dict[str, float | None]]:
+    """Each variant's medians minus those of ``baseline``."""
+    base = table.get(baseline)
     if base is None:
         return {}
     return {
@@ -118,7 +168,7 @@ def deltas(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None
             for c in COLUMNS_SHOWN
         }
         for variant, entry in table.items()
-        if variant != "baseline"
+        if variant != baseline
     }
 
 
@@ -157,8 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rerun-baseline", action="store_true", help="retrain the baseline even if kept"
     )
+    parser.add_argument(
+        "--baseline", default="baseline", help="the variant the others are compared with"
+    )
+    parser.add_argument(
+        "--reuse",
+        help="a final_options.json whose rows (same board and variant) are read, not rerun",
+    )
     parser.add_argument("--quick", action="store_true", help="a tiny search, no ensemble")
     args = parser.parse_args(argv)
+    if args.baseline not in args.variants:
+        parser.error(f"--baseline {args.baseline} is not one of --variants")
 
     from pneumo_core.runtime import import_tensorflow
 
@@ -168,12 +227,20 @@ def main(argv: list[str] | None = None) -> int:
     boards = [Path(b).resolve() for b in args.boards]
     if args.quick:
         boards = [quick_board(args.boards[0], out / "search")]
+    reused = {}
+    if args.reuse:
+        for row in json.loads(Path(args.reuse).read_text())["rows"]:
+            reused[(row["board"], row["variant"])] = row
     rows = []
     for board in boards:
         for variant in args.variants:
             print(f"{board}: {variant}", flush=True)
             kept = board / "final_report.json"
-            if variant == "baseline" and kept.is_file() and not args.rerun_baseline:
+            if (str(board), variant) in reused:
+                print(f"    the row kept in {args.reuse}", flush=True)
+                row = {k: v for k, v in reused[(str(board), variant)].items() if k != "board"}
+                row.pop("variant")
+            elif variant == "baseline" and kept.is_file() and not args.rerun_baseline:
                 print(f"    the kept report: {kept}", flush=True)
                 row = read_row(json.loads(kept.read_text()))
             else:
@@ -184,9 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         print_table(f"{row['board']}: {row['variant']}", {row["variant"]: row})
     table = medians(rows, args.variants)
     print_table(f"medians over {len(boards)} board(s)", table)
-    change = deltas(table)
+    change = deltas(table, args.baseline)
     if change:
-        print_table("each variant minus the baseline (medians)", change, signed=True)
+        print_table(f"each variant minus {args.baseline} (medians)", change, signed=True)
     result = {"args": vars(args), "rows": rows, "medians": table, "deltas": change}
     (out / "final_options.json").write_text(json.dumps(result, indent=2, default=str))
     print(f"every number: {out / 'final_options.json'}")

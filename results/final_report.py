@@ -114,19 +114,58 @@ def temperature_scaling(
     Reported only: the exported model's probabilities are not changed (the temperature
     keeps the images' order, so AUC and the decisions at the threshold stay the same).
     ``before`` is the test split's :func:`results.evaluation.calibration`, computed already.
+    The ``platt`` entry is the same for Platt scaling (a temperature plus a bias,
+    :func:`pneumo_core.calibration.fit_platt`), which can undo the shift class weights make.
     """
-    from pneumo_core.calibration import apply_temperature, fit_temperature, log_loss
+    from pneumo_core.calibration import apply_platt, apply_temperature, fit_platt, fit_temperature
 
     temperature = fit_temperature(val_labels, val_probs)
-    val_after = apply_temperature(val_probs, temperature)
-    test_after = apply_temperature(test_probs, temperature)
-    after = calibration(test_labels, test_after, seed=seed)
+    slope, intercept = fit_platt(val_labels, val_probs)
+    scaled = _before_after(
+        val_labels,
+        val_probs,
+        test_labels,
+        test_probs,
+        lambda p: apply_temperature(p, temperature),
+        seed,
+        before,
+    )
+    platt = _before_after(
+        val_labels,
+        val_probs,
+        test_labels,
+        test_probs,
+        lambda p: apply_platt(p, slope, intercept),
+        seed,
+        before,
+    )
     return {
         "temperature": temperature,
         "fitted_on": "validation",
+        **scaled,
+        "platt": {"slope": slope, "intercept": intercept, **platt},
+        "applied_to_the_exported_model": False,
+    }
+
+
+def _before_after(
+    val_labels: np.ndarray,
+    val_probs: np.ndarray,
+    test_labels: np.ndarray,
+    test_probs: np.ndarray,
+    transform: Callable[[np.ndarray], np.ndarray],
+    seed: int,
+    before: dict[str, Any],
+) -> dict[str, Any]:
+    """Validation log loss and the test split's calibration before and after ``transform``."""
+    from pneumo_core.calibration import log_loss
+
+    test_after = transform(test_probs)
+    after = calibration(test_labels, test_after, seed=seed)
+    return {
         "validation_log_loss": {
             "before": log_loss(val_labels, val_probs),
-            "after": log_loss(val_labels, val_after),
+            "after": log_loss(val_labels, transform(val_probs)),
         },
         "test": {
             "bins_after": after["bins"],
@@ -137,7 +176,6 @@ def temperature_scaling(
                 "after": log_loss(test_labels, test_after),
             },
         },
-        "applied_to_the_exported_model": False,
     }
 
 

@@ -1,4 +1,4 @@
-"""The report's calibration pieces: ECE and Brier in words, temperature scaling."""
+"""The report's calibration pieces: ECE and Brier in words, temperature and Platt scaling."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def after_scaling(calibration: dict[str, Any]):
 
 
 def calibration_note(calibration: dict[str, Any]) -> str:
-    """ECE and Brier in words, and temperature scaling's table before/after (HTML)."""
+    """ECE and Brier in words, and the table before/after temperature and Platt scaling."""
     ece, brier = calibration.get("ece"), calibration.get("brier")
     span = calibration.get("brier_interval") or {}
     text = (
@@ -36,18 +36,29 @@ def calibration_note(calibration: dict[str, Any]) -> str:
     if not scaling:
         return note
     test = scaling["test"]
+    platt = scaling.get("platt")  # older reports: temperature only
+    names = ("validation log loss", "test log loss", "test ECE", "test Brier")
     rows = [
-        ["validation log loss", scaling["validation_log_loss"]["before"],
-         scaling["validation_log_loss"]["after"]],
-        ["test log loss", test["log_loss"]["before"], test["log_loss"]["after"]],
-        ["test ECE", test["ece"]["before"], test["ece"]["after"]],
-        ["test Brier", test["brier"]["before"], test["brier"]["after"]],
-    ]  # fmt: skip
-    return "\n".join(
-        [
-            note,
-            f"<h3>Temperature scaling (T = {fmt(scaling['temperature'])}, fitted on "
-            "validation; reported, not applied to the exported model)</h3>",
-            table(["", "before", "after"], rows),
-        ]
+        [name, pair["before"], pair["after"]]
+        for name, pair in zip(names, _pairs(scaling["validation_log_loss"], test))
+    ]
+    if platt:
+        for row, pair in zip(rows, _pairs(platt["validation_log_loss"], platt["test"])):
+            row.append(pair["after"])
+    header = ["", "before", "after temperature", *(["after temperature + bias"] if platt else [])]
+    title = (
+        f"<h3>Temperature scaling (T = {fmt(scaling['temperature'])})"
+        + (
+            f" and Platt scaling (a temperature plus a bias: slope {fmt(platt['slope'])}, "
+            f"intercept {fmt(platt['intercept'])})"
+            if platt
+            else ""
+        )
+        + ", fitted on validation; reported, not applied to the exported model</h3>"
     )
+    return "\n".join([note, title, table(header, rows)])
+
+
+def _pairs(validation_log_loss: dict[str, float], test: dict[str, Any]) -> list[dict[str, float]]:
+    """Before/after pairs in the table's row order."""
+    return [validation_log_loss, test["log_loss"], test["ece"], test["brier"]]

@@ -267,15 +267,20 @@ def test_selection_budget_quick(tmp_path):
 
 
 def test_final_options_quick(mini_root, tmp_path):
-    """The recipe's final and a higher-resolution variant on one board, side by side."""
+    """The recipe's final and the label-noise lever (audit, then a higher resolution without
+    the flagged images) on one board, side by side."""
     out = tmp_path / "options"
-    stdout = run_quick("final_options.py", str(mini_root), "--out", str(out), timeout=600)
+    args = [str(mini_root), "--out", str(out), "--variants", "baseline", "clean160"]
+    stdout = run_quick("final_options.py", *args, timeout=600)
     results = json.loads((out / "final_options.json").read_text())
     rows = results["rows"]
-    assert [(r["variant"], r["image_size"]) for r in rows] == [("baseline", 32), ("size160", 40)]
+    assert [(r["variant"], r["image_size"]) for r in rows] == [("baseline", 32), ("clean160", 40)]
     for row in rows:
         for column in ("test_auc", "test_specificity", "external_auc", "normal2_specificity"):
             assert 0.0 <= row[column] <= 1.0, column
-    base, bigger = (results["medians"][v]["test_auc"] for v in ("baseline", "size160"))
-    assert results["deltas"]["size160"]["test_auc"] == bigger - base
-    assert "each variant minus the baseline" in stdout
+    base, clean = rows
+    assert clean["train_images"] == base["train_images"] - clean["flagged"]
+    assert clean["final_s"] > clean["audit_s"] > 0
+    base_auc, clean_auc = (results["medians"][v]["test_auc"] for v in ("baseline", "clean160"))
+    assert results["deltas"]["clean160"]["test_auc"] == clean_auc - base_auc
+    assert "each variant minus baseline" in stdout

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pneumo_core.calibration import apply_temperature, fit_temperature, log_loss
+from pneumo_core.calibration import (
+    apply_platt,
+    apply_temperature,
+    fit_platt,
+    fit_temperature,
+    log_loss,
+)
 from pneumo_core.data.families import acquisition_family, family_folds
 from pneumo_core.metrics import roc_auc
 
@@ -65,6 +71,20 @@ def test_temperature_scaling_lowers_validation_log_loss_and_keeps_the_order():
     assert roc_auc(labels, calibrated) == pytest.approx(roc_auc(labels, overconfident))
     np.testing.assert_allclose(apply_temperature(overconfident, 1.0), overconfident, atol=1e-6)
     assert fit_temperature([1, 1, 1], [0.2, 0.9, 0.6]) == 1.0  # one class: nothing to fit
+
+
+def test_platt_scaling_undoes_the_shift_class_weights_make_and_temperature_cannot():
+    rng = np.random.default_rng(1)
+    labels = (rng.random(600) < 0.75).astype(int)  # three positives to one negative
+    logits = (labels * 2 - 1) * 2.0 + rng.normal(0, 1.0, 600) + np.log(3.0)
+    balanced = 1 / (1 + np.exp(-(logits - np.log(3.0))))  # as if trained on balanced classes
+    slope, intercept = fit_platt(labels, balanced)
+    assert slope > 0 and intercept == pytest.approx(np.log(3.0), abs=0.4)
+    platt = apply_platt(balanced, slope, intercept)
+    tempered = apply_temperature(balanced, fit_temperature(labels, balanced))
+    assert log_loss(labels, platt) < log_loss(labels, tempered) - 0.01
+    assert roc_auc(labels, platt) == pytest.approx(roc_auc(labels, balanced))
+    assert fit_platt([0, 0], [0.2, 0.4]) == (1.0, 0.0)  # one class: nothing to fit
 
 
 def test_confident_learning_flags_flipped_labels_first():

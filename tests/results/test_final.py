@@ -158,7 +158,7 @@ def test_report_sections_are_all_there(final_outcome):
     # reliability after temperature scaling: every test image in a bin, ECE as tabled
     scaling = report["test"]["calibration"]["temperature_scaling"]
     assert sum(b["count"] for b in scaling["test"]["bins_after"]) == report["test"]["n"]
-    assert "after temperature scaling" in html
+    assert "after temperature scaling" in html and "after temperature + bias" in html
 
 
 def test_exported_model_in_a_fresh_process_matches_the_final_evaluation(
@@ -237,6 +237,9 @@ def test_model_card_describes_the_model(final_outcome):
     assert scaling["temperature"] > 0 and scaling["fitted_on"] == "validation"
     loss = scaling["validation_log_loss"]
     assert loss["after"] <= loss["before"] + 1e-9  # fitted there: never worse there
+    platt = scaling["platt"]  # a temperature and a bias: fitted there, never worse than T
+    assert platt["slope"] > 0
+    assert platt["validation_log_loss"]["after"] <= loss["after"] + 1e-4
 
 
 def test_a_changed_model_file_is_refused(final_outcome, tmp_path):

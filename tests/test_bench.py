@@ -284,3 +284,13 @@ def test_final_options_quick(mini_root, tmp_path):
     base_auc, clean_auc = (results["medians"][v]["test_auc"] for v in ("baseline", "clean160"))
     assert results["deltas"]["clean160"]["test_auc"] == clean_auc - base_auc
     assert "each variant minus baseline" in stdout
+
+
+def test_calibration_quick(tmp_path):
+    """Both calibrations on predictions that miss the prior: the bias is what fixes them."""
+    out = tmp_path / "calibration.json"
+    stdout = run_quick("calibration.py", "--out", str(out))
+    medians = json.loads(out.read_text())["medians"]
+    assert medians["ece_platt"] < medians["ece_before"] - 0.02
+    assert medians["log_loss_platt"] < medians["log_loss_temperature"]
+    assert "median over 2" in stdout

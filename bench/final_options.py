@@ -17,7 +17,10 @@ same seed, same code), it is read instead of retrained (``--rerun-baseline`` ret
 earlier run's ``final_options.json`` (same board and variant) instead of retraining them.
 ``clean160`` is the label-noise lever: a 4-fold audit of the board's best configuration
 (:mod:`results.label_audit`), then ``size160`` trained without the images it flags (its
-``final_s`` counts both).
+``final_s`` counts both; a board's audit is kept in ``OUT/label_audits`` and reused). The
+``single*_family`` variants are one model (no ensemble, no suite) and its family-out check
+(``--family-check``: one retraining per acquisition family held out), at the search's size,
+at 160 px, and at 160 px without the flagged images: each lever's family-out scores.
 
     python bench/final_options.py bench/figures/budget_guard_seed{1,2}/50min \\
         --variants baseline size160 size224
@@ -54,6 +57,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "size160_greedy": {"image_size": 160, "greedy": True, "top": 6},
     # the label-noise lever: a K-fold audit first, then the recipe without what it flags
     "clean160": {"image_size": 160, "exclude_label_issues": 4},
+    # one model (no ensemble, no suite) and its family-out check: the levers on family-out
+    "single_family": {"single_family": True},
+    "single160_family": {"image_size": 160, "single_family": True},
+    "single160_clean_family": {"image_size": 160, "single_family": True, "exclude_label_issues": 4},
 }
 
 #: The family whose specificity is reported beside the proxies.
@@ -62,7 +69,7 @@ FAMILY = "NORMAL2-IM"
 #: What a board folder holds (copied to each variant's run folder).
 BOARD_FILES = ("experiment.yaml", "data_summary.json", "leaderboard.csv")
 
-COLUMNS_SHOWN = (*COLUMNS[:6], "normal2_specificity", "final_s")
+COLUMNS_SHOWN = (*COLUMNS, "normal2_specificity", "final_s")
 
 
 def read_row(report: dict[str, Any]) -> dict[str, Any]:
@@ -78,12 +85,13 @@ def read_row(report: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def exclude_label_issues(run_dir: Path, folds: int) -> dict[str, Any]:
+def exclude_label_issues(run_dir: Path, folds: int, audited: Path) -> dict[str, Any]:
     """Audits ``run_dir``'s best configuration; its experiment then trains without the flagged.
 
     The audit is a single-model final with ``--label-audit folds`` (at the search's size, no
-    robustness suite); its ``label_issues.csv`` is kept in ``run_dir`` and named by the
-    experiment's ``data.train_exclude``, so the final that follows trains without them.
+    robustness suite); its ``label_issues.csv`` is kept as ``audited`` (a board's audit is
+    run once: later variants on it read that file) and named by the experiment's
+    ``data.train_exclude``, so the final that follows trains without the images it lists.
 
     Returns:
         ``flagged``, ``flagged_by_class`` and ``audit_s`` (the audit final's seconds).
@@ -94,19 +102,26 @@ def exclude_label_issues(run_dir: Path, folds: int) -> dict[str, Any]:
     from results.label_audit import LABEL_ISSUES_FILE
     from search.final_stage import run_final
 
-    audit = FinalOptions(robustness=False, label_audit=folds, n_boot=50, gallery=0)
-    outcome = run_final(run_dir, audit, log=lambda line: print("    audit: " + line, flush=True))
-    kept = run_dir / LABEL_ISSUES_FILE
-    shutil.copy2(outcome.folder / LABEL_ISSUES_FILE, kept)
+    summary = audited.with_suffix(".json")
+    if not (audited.is_file() and summary.is_file()):
+        audit = FinalOptions(robustness=False, label_audit=folds, n_boot=50, gallery=0)
+        log = lambda line: print("    audit: " + line, flush=True)  # noqa: E731
+        outcome = run_final(run_dir, audit, log=log)
+        audited.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(outcome.folder / LABEL_ISSUES_FILE, audited)
+        report = outcome.report["label_audit"]
+        found = {
+            "flagged": report["flagged"],
+            "flagged_by_class": report["flagged_by_class"],
+            "audit_s": outcome.report["seconds"],
+        }
+        summary.write_text(json.dumps(found, indent=2))
+    else:
+        print(f"    the audit kept in {audited}", flush=True)
     experiment = yaml.safe_load((run_dir / "experiment.yaml").read_text())
-    experiment["data"]["train_exclude"] = str(kept)
+    experiment["data"]["train_exclude"] = str(audited)
     (run_dir / "experiment.yaml").write_text(yaml.safe_dump(experiment, sort_keys=False))
-    report = outcome.report["label_audit"]
-    return {
-        "flagged": report["flagged"],
-        "flagged_by_class": report["flagged_by_class"],
-        "audit_s": outcome.report["seconds"],
-    }
+    return json.loads(summary.read_text())
 
 
 def run_variant(board: Path, variant: str, out: Path, quick: bool) -> dict[str, Any]:
@@ -116,6 +131,7 @@ def run_variant(board: Path, variant: str, out: Path, quick: bool) -> dict[str, 
 
     options = dict(VARIANTS[variant])
     audit_folds = options.pop("exclude_label_issues", 0)
+    single = options.pop("single_family", False)
     if quick:  # 32 px searches: the sizes scale down with them
         options.pop("top", None)
         if "image_size" in options:
@@ -126,11 +142,13 @@ def run_variant(board: Path, variant: str, out: Path, quick: bool) -> dict[str, 
     for name in BOARD_FILES:
         if (board / name).is_file():
             shutil.copy2(board / name, run_dir / name)
-    audit = exclude_label_issues(run_dir, audit_folds) if audit_folds else {}
+    audited = out / "label_audits" / f"{board.parent.name}-{board.name}.csv"
+    audit = exclude_label_issues(run_dir, audit_folds, audited) if audit_folds else {}
     final = FinalOptions(
-        ensemble=0 if quick else 3,
+        ensemble=0 if quick or single else 3,
         target_sensitivity=0.95,
-        robustness=not quick,
+        robustness=not (quick or single),
+        family_check=single,
         n_boot=50 if quick else 1000,
         **options,
     )

@@ -268,19 +268,26 @@ def test_selection_budget_quick(tmp_path):
 
 def test_final_options_quick(mini_root, tmp_path):
     """The recipe's final and the label-noise lever (audit, then a higher resolution without
-    the flagged images) on one board, side by side."""
+    the flagged images) on one board, side by side; then the same lever as one model with its
+    family-out check, reusing the board's audit."""
     out = tmp_path / "options"
-    args = [str(mini_root), "--out", str(out), "--variants", "baseline", "clean160"]
-    stdout = run_quick("final_options.py", *args, timeout=600)
+    variants = ["baseline", "clean160", "single160_clean_family"]
+    stdout = run_quick(
+        "final_options.py", str(mini_root), "--out", str(out), "--variants", *variants
+    )
     results = json.loads((out / "final_options.json").read_text())
     rows = results["rows"]
-    assert [(r["variant"], r["image_size"]) for r in rows] == [("baseline", 32), ("clean160", 40)]
+    assert [(r["variant"], r["image_size"]) for r in rows] == list(zip(variants, (32, 40, 40)))
     for row in rows:
         for column in ("test_auc", "test_specificity", "external_auc", "normal2_specificity"):
             assert 0.0 <= row[column] <= 1.0, column
-    base, clean = rows
+    base, clean, single = rows
     assert clean["train_images"] == base["train_images"] - clean["flagged"]
     assert clean["final_s"] > clean["audit_s"] > 0
+    assert stdout.count("label audit:") == 2  # audited once (a start and an end line)
+    assert single["flagged"] == clean["flagged"] and single["members"] is None
+    assert 0.0 <= single["family_worst_rw_auc"] <= single["family_mean_rw_auc"] <= 1.0
+    assert base["family_worst_rw_auc"] is None  # the ensemble variants skip the check
     base_auc, clean_auc = (results["medians"][v]["test_auc"] for v in ("baseline", "clean160"))
     assert results["deltas"]["clean160"]["test_auc"] == clean_auc - base_auc
     assert "each variant minus baseline" in stdout

@@ -28,7 +28,7 @@ at 160 px, and at 160 px without the flagged images: each lever's family-out sco
         --variants size160 clean160 --baseline size160 \\
         --reuse bench/figures/final_options_resolution.json
     python bench/final_options.py ../shared/data/chest_xray_mini --quick \\
-        --variants baseline clean160   # the test's mode
+        --variants baseline clean160 single160_clean_family   # the test's mode
 """
 
 from __future__ import annotations

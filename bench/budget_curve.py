@@ -2,7 +2,8 @@
 
 For each seed and each budget, the recipe runs as shipped: the search of
 ``search/kermany.yaml`` with that time budget, then ``final`` with the recipe's options
-(``--ensemble 3 --target-sensitivity 0.95 --image-size 160``, plus ``--family-check``),
+(its ``final`` section: ensemble 3, target sensitivity 0.95, 160 px; plus
+``--family-check``),
 with an external set whose patients are left out of the data; the curves in
 bench/RESULTS.md predate ``--image-size 160`` (``--final-image-size 0`` repeats them).
 Each exported model is read off its report: carved test AUC and specificity, the
@@ -28,6 +29,7 @@ short one would have made (but for timing); it saves the shorter searches' time 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import statistics
@@ -179,19 +181,17 @@ def write_prefix(run_dir: Path, minutes: float) -> Path:
 
 def recipe_final(args, run_dir: Path) -> dict[str, Any]:
     """``final`` with the recipe's options on a search; returns its proxies and timings."""
-    from results.final_options import FinalOptions
     from results.leaderboard import read_csv_rows
-    from search.final_stage import run_final
+    from search.final_stage import final_options, run_final
 
     rows = read_csv_rows(run_dir / "leaderboard.csv")
-    options = FinalOptions(
-        ensemble=0 if args.quick else 3,
-        target_sensitivity=0.95,
-        family_check=args.family_check and not args.quick,
-        robustness=not args.quick,
-        n_boot=50 if args.quick else 1000,
-        image_size=None if args.quick else args.final_image_size or None,
-    )
+    changes: dict[str, Any] = {"family_check": args.family_check and not args.quick}
+    if args.quick:
+        changes.update(ensemble=0, robustness=False, n_boot=50, image_size=None)
+    elif args.final_image_size is not None:
+        changes["image_size"] = args.final_image_size or None
+    # the recipe's options: the final section of search/kermany.yaml, kept in the run
+    options = dataclasses.replace(final_options(run_dir), **changes)
     outcome = run_final(run_dir, options, log=lambda line: print("    " + line, flush=True))
     return {
         "trials": len(rows),
@@ -244,9 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--final-image-size",
         type=int,
-        default=160,
-        help="final's --image-size (the recipe's 160; 0: the search's own, as the curve "
-        "in bench/RESULTS.md was measured)",
+        help="final's --image-size (default: the recipe's, 160; 0: the search's own, as the "
+        "curve in bench/RESULTS.md was measured)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny searches, no ensemble")
     args = parser.parse_args(argv)

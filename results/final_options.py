@@ -1,4 +1,9 @@
-"""The final stage's options (``pneumo-search final``'s flags)."""
+"""The final stage's options: an experiment's ``final`` section and ``pneumo-search final``'s flags.
+
+The keys are those of the section (``ensemble``, ``image_size``, ...); each flag is the key
+with dashes (``--ensemble``, ``--image-size``), and a flag given on the command line
+replaces the section's value (:func:`search.final_stage.final_options`).
+"""
 
 from __future__ import annotations
 
@@ -68,28 +73,26 @@ class FinalOptions:
     max_epoch_s: float | None = None
 
     def __post_init__(self) -> None:
-        require(self.ensemble == 0 or self.ensemble >= 2, "--ensemble", "must be 0 or >= 2")
-        require(self.top >= 1, "--top", "must be >= 1")
-        require(self.seeds >= 1, "--seeds", "must be >= 1")
-        require(0 < self.target_sensitivity <= 1, "--target-sensitivity", "must be in (0, 1]")
-        require(self.epochs is None or self.epochs >= 1, "--epochs", "must be >= 1")
+        require(self.ensemble == 0 or self.ensemble >= 2, "ensemble", "must be 0 or >= 2")
+        require(self.top >= 1, "top", "must be >= 1")
+        require(self.seeds >= 1, "seeds", "must be >= 1")
+        require(0 < self.target_sensitivity <= 1, "target_sensitivity", "must be in (0, 1]")
+        require(self.epochs is None or self.epochs >= 1, "epochs", "must be >= 1")
         require(
             self.image_size is None or 16 <= self.image_size <= 1024,
-            "--image-size",
+            "image_size",
             "must be between 16 and 1024",
         )
-        require(
-            self.label_audit == 0 or self.label_audit >= 2, "--label-audit", "must be 0 or >= 2"
-        )
+        require(self.label_audit == 0 or self.label_audit >= 2, "label_audit", "must be 0 or >= 2")
         require(
             self.max_epoch_s is None or self.max_epoch_s >= 0,
-            "--max-epoch-s",
+            "max_epoch_s",
             "must be >= 0 (0 = no limit)",
         )
         require(self.n_boot >= 50, "n_boot", "must be >= 50")
         require(self.gallery >= 0, "gallery", "must be >= 0")
         require(
             self.select in SELECTION_RULES,
-            "--select",
+            "select",
             "must be one of " + ", ".join(SELECTION_RULES),
         )

@@ -15,6 +15,23 @@ from collections.abc import Sequence
 from pneumo_core.errors import PneumoError
 from results.final_options import SELECTION_RULES
 
+#: ``final``'s flags that replace keys of the experiment's ``final`` section (same names).
+FINAL_FLAGS = (
+    "top",
+    "seeds",
+    "target_sensitivity",
+    "epochs",
+    "image_size",
+    "max_epoch_s",
+    "ensemble",
+    "tta",
+    "label_audit",
+    "greedy",
+    "select",
+    "family_check",
+    "robustness",
+)
+
 __all__ = ["main"]
 
 
@@ -128,24 +145,10 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_final(args: argparse.Namespace) -> int:
-    from results.final import FinalOptions
-    from search.final_stage import run_final
+    from search.final_stage import final_options, run_final
 
-    options = FinalOptions(
-        top=args.top,
-        seeds=args.seeds,
-        target_sensitivity=args.target_sensitivity,
-        epochs=args.epochs,
-        image_size=args.image_size,
-        robustness=args.robustness,
-        ensemble=args.ensemble,
-        tta=args.tta,
-        family_check=args.family_check,
-        select=args.select,
-        greedy=args.greedy,
-        label_audit=args.label_audit,
-        max_epoch_s=args.max_epoch_s,
-    )
+    flags = {name: getattr(args, name) for name in FINAL_FLAGS}
+    options = final_options(args.run_dir, flags)
     _quiet_tensorflow()
     outcome = run_final(args.run_dir, options)
     print("\n".join(outcome.summary_lines()))
@@ -274,15 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--format", choices=["table", "csv", "json"], default="table")
     board.set_defaults(func=_cmd_leaderboard)
     final = sub.add_parser(
-        "final", help="retrain the best, choose the threshold, test once, report and export"
+        "final",
+        help="retrain the best, choose the threshold, test once, report and export",
+        description="Options come from the experiment's final section (search/kermany.yaml "
+        "keeps the recipe's); each flag given replaces its key there. The defaults named "
+        "below apply where neither sets one.",
     )
     final.add_argument("run_dir", help="the run folder (runs/NAME)")
-    final.add_argument("--top", type=int, default=1, help="configurations retrained (top K)")
-    final.add_argument("--seeds", type=int, default=1, help="seeds per configuration")
+    final.add_argument("--top", type=int, help="configurations retrained (top K; default 1)")
+    final.add_argument("--seeds", type=int, help="seeds per configuration (default 1)")
     final.add_argument(
         "--target-sensitivity",
         type=float,
-        default=0.95,
         help="sensitivity the threshold must reach on validation (default 0.95)",
     )
     final.add_argument("--epochs", type=int, help="epochs per retraining (default: the trials')")
@@ -302,19 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     final.add_argument(
         "--ensemble",
         type=int,
-        default=0,
         metavar="K",
         help="export the mean of the K best differing configurations (K >= 2; default: one)",
     )
     final.add_argument(
         "--tta",
         action="store_true",
+        default=None,
         help="test-time augmentation: also average over the image shifted 4%% each way",
     )
     final.add_argument(
         "--label-audit",
         type=int,
-        default=0,
         metavar="K",
         help="flag train images whose label K out-of-fold models doubt (cleanlab); writes "
         "final/label_issues.csv (train without them: data.train_exclude)",
@@ -322,13 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     final.add_argument(
         "--greedy",
         action="store_true",
+        default=None,
         help="with --ensemble K: choose members by greedy selection on validation (Caruana; "
         "with replacement, up to K picks from the --top retrained candidates)",
     )
     final.add_argument(
         "--select",
         choices=SELECTION_RULES,
-        default="objective",
         help="among retrained candidates tied with the best within its validation interval, "
         "keep the best on validation (default), the fewest parameters, the best worst "
         "held-out family (retrains each tied one per family), or the best robustness-suite "
@@ -337,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     final.add_argument(
         "--family-check",
         action="store_true",
+        default=None,
         help="also retrain the chosen configuration once per acquisition family held out "
         "of training and score it on that family (about 3 more retrainings)",
     )
@@ -344,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-robustness",
         dest="robustness",
         action="store_false",
+        default=None,
         help="skip re-scoring the test split under the robustness suite's shifts",
     )
     final.set_defaults(func=_cmd_final)

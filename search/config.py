@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pneumo_core.configuration import load_config, require, to_dict
 from pneumo_core.train.config import TrainConfig, TrainSections
+from results.final_options import FinalOptions
 from results.run_folder import SearchRecord
 from search.samplers import SAMPLERS, SamplerOptions
 
@@ -173,6 +174,10 @@ class ExperimentConfig(TrainSections):
         search: Sampler, seed, number of trials, time budget, concurrency, retries.
         resources: CPUs and GPUs per trial.
         scheduler: ASHA settings, or none.
+        final: How ``pneumo-search final`` retrains, thresholds and exports this search's
+            best (:class:`~results.final_options.FinalOptions`; each key is a flag of
+            ``final``, and a flag given replaces the key): the recipe keeps its final
+            here, so ``pneumo-search final runs/NAME`` needs no flags.
         output_dir: Where the run goes: a folder (default ``runs/NAME``) or a storage URI
             Ray Tune accepts.
         address: Ray address; none starts a local embedded Ray.
@@ -183,6 +188,7 @@ class ExperimentConfig(TrainSections):
     search: SearchConfig = field(default_factory=SearchConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    final: FinalOptions = field(default_factory=FinalOptions)
     output_dir: str | None = None
     address: str | None = None
 

@@ -2,20 +2,46 @@
 
 ``results`` never parses an experiment file (that is the search's format); this module
 reads the run's ``experiment.yaml`` with :func:`search.config.load_experiment` and hands
-:func:`results.final.final_stage` the :class:`~results.run_folder.SearchRecord` it needs.
+:func:`results.final.final_stage` the :class:`~results.run_folder.SearchRecord` it needs,
+with the experiment's ``final`` section as the options (flags replace its keys).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from pneumo_core.errors import PneumoError
+from pneumo_core.errors import ConfigError, PneumoError
 from results.final import FinalOptions, FinalOutcome, final_stage
 from results.run_folder import EXPERIMENT_FILE
-from search.config import load_experiment
+from search.config import ExperimentConfig, load_experiment
 
-__all__ = ["run_final"]
+__all__ = ["final_options", "run_final"]
+
+
+def final_options(run_dir: str | Path, flags: Mapping[str, Any] | None = None) -> FinalOptions:
+    """The final stage's options for the search in ``run_dir``.
+
+    The experiment's ``final`` section (defaults where it has none), with each flag given
+    on the command line replacing its key.
+
+    Args:
+        run_dir: The search's run folder (``runs/NAME``).
+        flags: ``FinalOptions`` field -> value, only for the flags given (None: not given).
+
+    Raises:
+        PneumoError: No search in ``run_dir``.
+        ConfigError: The run's ``experiment.yaml`` is invalid (naming it and the key), or a
+            flag's value is (naming the flag).
+    """
+    section = _experiment(Path(run_dir).expanduser().resolve()).final
+    given = {key: value for key, value in (flags or {}).items() if value is not None}
+    try:
+        return dataclasses.replace(section, **given)
+    except ConfigError as exc:  # the section was valid: a flag is at fault
+        raise ConfigError("--" + exc.key.replace("_", "-"), exc.message) from None
 
 
 def run_final(
@@ -28,7 +54,8 @@ def run_final(
 
     Args:
         run_dir: The search's run folder (``runs/NAME``).
-        options: Top K, seeds, target sensitivity, epochs, ensemble, TTA.
+        options: Top K, seeds, target sensitivity, epochs, ensemble, TTA (default: the
+            experiment's ``final`` section, :func:`final_options`).
         log: Where progress lines go.
 
     Returns:
@@ -39,8 +66,12 @@ def run_final(
             every retraining diverged.
     """
     run_dir = Path(run_dir).expanduser().resolve()
+    experiment = _experiment(run_dir)
+    return final_stage(run_dir, experiment.record(), options or experiment.final, log=log)
+
+
+def _experiment(run_dir: Path) -> ExperimentConfig:
     experiment_file = run_dir / EXPERIMENT_FILE
     if not experiment_file.is_file():
         raise PneumoError(f"{run_dir}: no search here (no {EXPERIMENT_FILE})")
-    record = load_experiment(experiment_file).record()
-    return final_stage(run_dir, record, options, log=log)
+    return load_experiment(experiment_file)

@@ -28,8 +28,9 @@ TRAINABLE_SOURCES = (
     "pneumo_core/data",
     "spaces",
 )
-#: Keys that may differ on resume (where the cluster is, not what is searched).
-_MAY_CHANGE = frozenset({"address"})
+#: Keys that may differ on resume (where the cluster is and how the final stage runs, not
+#: what is searched).
+_MAY_CHANGE = frozenset({"address", "final"})
 
 
 def trainable_fingerprint() -> str:

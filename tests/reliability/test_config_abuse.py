@@ -126,3 +126,18 @@ def test_resume_accepts_keys_a_later_version_added_at_their_default(finished_run
             path.write_text(experiment)
     finally:
         guard_path.write_text(original)
+
+
+def test_resume_may_change_how_the_final_runs_but_not_what_was_searched(mini_root, tmp_path):
+    import dataclasses
+
+    from pneumo_core.errors import ConfigError
+    from results.final_options import FinalOptions
+    from search.guard import check_guard, write_guard
+
+    config = from_dict(ExperimentConfig, experiment_dict(mini_root, tmp_path / "runs" / "x"))
+    write_guard(tmp_path, config)
+    check_guard(tmp_path, dataclasses.replace(config, final=FinalOptions(ensemble=3)))
+    training = dataclasses.replace(config.training, epochs=config.training.epochs + 1)
+    with pytest.raises(ConfigError, match="training.epochs"):
+        check_guard(tmp_path, dataclasses.replace(config, training=training))

@@ -455,7 +455,7 @@ def test_final_keeps_the_cost_guard_of_the_search_and_of_its_flag(searched_run, 
     # every trial's median epoch took longer than a microsecond: nothing fits, nothing runs
     with pytest.raises(PneumoError, match=r"1e-06 s per-epoch limit"):
         run_final(searched_run, FinalOptions(max_epoch_s=1e-6), log=lambda _: None)
-    with pytest.raises(PneumoError, match="--max-epoch-s"):
+    with pytest.raises(PneumoError, match="max_epoch_s"):
         FinalOptions(max_epoch_s=-1)
 
 

@@ -55,11 +55,11 @@ def test_candidates_inside_the_best_interval_are_ties_and_the_simplest_is_kept()
     assert chosen is best and selection == {"rule": "objective", "chosen": "best/0"}
 
 
-def test_an_unknown_rule_is_refused_by_its_flag():
+def test_an_unknown_rule_is_refused_by_its_key():
     from pneumo_core.errors import ConfigError
     from results.final_options import FinalOptions
 
-    with pytest.raises(ConfigError, match="--select"):
+    with pytest.raises(ConfigError, match="select"):
         FinalOptions(select="luck")
 
 

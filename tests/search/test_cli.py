@@ -98,3 +98,32 @@ def test_shipped_experiments_are_valid(monkeypatch):
         assert "model.params.alpha@mobilenet" in space.names() or any(
             "mobilenet.imagenet" in n for n in space.names()
         )  # the shared MobileNet weights are found
+    recipe = prepare_experiment(REPO / "search" / "kermany.yaml", samples=1)[0].final
+    assert (recipe.ensemble, recipe.target_sensitivity, recipe.image_size) == (3, 0.95, 160)
+
+
+def test_final_takes_the_experiment_final_section_and_each_flag_replaces_its_key(
+    mini_root, tmp_path
+):
+    from pneumo_core.errors import ConfigError
+    from search.final_stage import final_options
+
+    data = experiment_dict(mini_root, tmp_path / "runs" / "x")
+    data["final"] = {"ensemble": 3, "image_size": 160}
+    write_experiment(tmp_path / "experiment.yaml", data)
+    options = final_options(tmp_path)
+    assert (options.ensemble, options.image_size, options.target_sensitivity) == (3, 160, 0.95)
+    # a flag given replaces its key; one not given (None) leaves the section's value
+    options = final_options(tmp_path, {"ensemble": 0, "image_size": None, "tta": True})
+    assert (options.ensemble, options.image_size, options.tta) == (0, 160, True)
+    with pytest.raises(ConfigError, match="--image-size: must be between 16 and 1024"):
+        final_options(tmp_path, {"image_size": 8})
+    # a bad section names the file and the key, from the command line too
+    data["final"] = {"ensemble": 1}
+    write_experiment(tmp_path / "experiment.yaml", data)
+    line = one_line_error(cli("final", str(tmp_path), "--seeds", "2"))
+    assert "experiment.yaml" in line and "final.ensemble: must be 0 or >= 2" in line, line
+    data["final"] = {"ensemble": 3}
+    write_experiment(tmp_path / "experiment.yaml", data)
+    line = one_line_error(cli("final", str(tmp_path), "--ensemble", "1"))
+    assert "--ensemble: must be 0 or >= 2" in line, line

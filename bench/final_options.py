@@ -73,12 +73,20 @@ COLUMNS_SHOWN = (*COLUMNS, "normal2_specificity", "final_s")
 
 
 def read_row(report: dict[str, Any]) -> dict[str, Any]:
-    """The proxies of one ``final`` report, its ``NORMAL2-IM`` specificity and its seconds."""
+    """The proxies of one ``final`` report, its ``NORMAL2-IM`` specificity and its seconds.
+
+    With a family-out check, also each held-out family's rw_auc and specificity.
+    """
     row: dict[str, Any] = proxies(report)
     families = (report.get("families") or {}).get("test") or []
     row["normal2_specificity"] = next(
         (f["value"] for f in families if f["family"] == FAMILY and f["class"] == "NORMAL"), None
     )
+    for fold in ((report.get("families") or {}).get("held_out") or {}).get("folds") or []:
+        # the model trained without that family, on it (NORMAL2-IM-'s specificity there is
+        # the closest proxy of the kept split's failure)
+        row[f"held_out_{fold['family']}_rw_auc"] = fold["rw_auc"]
+        row[f"held_out_{fold['family']}_specificity"] = fold["specificity"]
     row["final_s"] = report.get("seconds")
     row["image_size"] = (report.get("data") or {}).get("image_size")
     row["members"] = (report.get("ensemble") or {}).get("members")

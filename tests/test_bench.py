@@ -287,6 +287,8 @@ def test_final_options_quick(mini_root, tmp_path):
     assert stdout.count("label audit:") == 2  # audited once (a start and an end line)
     assert single["flagged"] == clean["flagged"] and single["members"] is None
     assert 0.0 <= single["family_worst_rw_auc"] <= single["family_mean_rw_auc"] <= 1.0
+    held_out = [v for k, v in single.items() if k.startswith("held_out_") and "rw_auc" in k]
+    assert min(held_out) == single["family_worst_rw_auc"]  # each family's score is kept
     assert base["family_worst_rw_auc"] is None  # the ensemble variants skip the check
     base_auc, clean_auc = (results["medians"][v]["test_auc"] for v in ("baseline", "clean160"))
     assert results["deltas"]["clean160"]["test_auc"] == clean_auc - base_auc

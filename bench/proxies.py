@@ -20,7 +20,13 @@ family-out ones) over the K models is printed; every number goes to ``proxies.js
     python bench/proxies.py ../shared/data/chest_xray_224 \\
         --external ../shared/data/chest_xray_mini --trials 30 --top 10 \\
         --image-size 64 --epochs 4 --seed 0
+    python bench/proxies.py ../shared/data/chest_xray_224 \\
+        --board bench/figures/budget_guard_seed1/50min --top 10 --seed 1
     python bench/proxies.py ../shared/data/chest_xray_mini --quick   # the test's mode
+
+``--board`` scores a search that already ran (a run folder or a kept board with its
+``experiment.yaml`` and ``leaderboard.csv``) instead of searching: the recipe's own boards,
+at their own resolution and epochs, with the external patients already kept out of them.
 """
 
 from __future__ import annotations
@@ -166,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", default=str(REPO / "runs" / "bench_proxies"))
     parser.add_argument("--reuse", action="store_true", help="score an existing search")
+    parser.add_argument("--board", help="score this finished search's folder, no search")
     parser.add_argument("--quick", action="store_true", help="tiny search, 2 models, no suite")
     args = parser.parse_args(argv)
 
@@ -188,8 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     raw = experiment_for(base, args, out)
     run_dir = Path(raw["output_dir"])
+    if args.board:
+        run_dir = Path(args.board).resolve()
+        raw = yaml.safe_load((run_dir / "experiment.yaml").read_text())
+        args.trials = sum(1 for _ in (run_dir / "leaderboard.csv").open()) - 1
+        args.image_size = raw["data"]["image_size"]
+        args.epochs = raw["training"]["epochs"]
+        args.external = raw["data"].get("external_root") or args.external
+        args.external_split = raw["data"].get("external_split", args.external_split)
     start = time.perf_counter()
-    if not (args.reuse and (run_dir / "leaderboard.csv").is_file()):
+    if not args.board and not (args.reuse and (run_dir / "leaderboard.csv").is_file()):
         print(f"search {raw['name']}: {args.trials} trials", flush=True)
         try:
             run_experiment(from_dict(ExperimentConfig, raw))

@@ -144,6 +144,12 @@ def test_proxies_quick(mini_root, tmp_path):
         rho = rows["val_rw_auc"]["family_worst_rw_auc"]
         assert rho is None or -1.0 <= rho <= 1.0
     assert "Spearman rho over" in stdout
+    # --board scores that finished search again, without searching: the same top models
+    board = out / "proxies-seed0"
+    run_quick("proxies.py", str(mini_root), "--board", str(board), "--out", str(out / "b"))
+    again = json.loads((out / "b" / "proxies.json").read_text())
+    assert [m["trial_id"] for m in again["models"]] == [m["trial_id"] for m in models]
+    assert again["args"]["trials"] == len((board / "leaderboard.csv").read_text().splitlines()) - 1
 
 
 def test_levers_quick(mini_root, tmp_path):

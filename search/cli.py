@@ -313,9 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     final.add_argument(
         "--tta",
-        action="store_true",
-        default=None,
-        help="test-time augmentation: also average over the image shifted 4%% each way",
+        action=argparse.BooleanOptionalAction,
+        help="test-time augmentation: also average over the image shifted 4%% each way "
+        "(--no-tta turns off what the final section sets)",
     )
     final.add_argument(
         "--label-audit",
@@ -326,8 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     final.add_argument(
         "--greedy",
-        action="store_true",
-        default=None,
+        action=argparse.BooleanOptionalAction,
         help="with --ensemble K: choose members by greedy selection on validation (Caruana; "
         "with replacement, up to K picks from the --top retrained candidates)",
     )
@@ -341,17 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     final.add_argument(
         "--family-check",
-        action="store_true",
-        default=None,
+        action=argparse.BooleanOptionalAction,
         help="also retrain the chosen configuration once per acquisition family held out "
         "of training and score it on that family (about 3 more retrainings)",
     )
     final.add_argument(
-        "--no-robustness",
-        dest="robustness",
-        action="store_false",
-        default=None,
-        help="skip re-scoring the test split under the robustness suite's shifts",
+        "--robustness",
+        action=argparse.BooleanOptionalAction,
+        help="re-score the test split under the robustness suite's shifts (default: on; "
+        "--no-robustness skips it)",
     )
     final.set_defaults(func=_cmd_final)
     export = sub.add_parser("export", help="copy a run's exported final model to a folder")

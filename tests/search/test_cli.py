@@ -106,6 +106,7 @@ def test_final_takes_the_experiment_final_section_and_each_flag_replaces_its_key
     mini_root, tmp_path
 ):
     from pneumo_core.errors import ConfigError
+    from search.cli import FINAL_FLAGS, build_parser
     from search.final_stage import final_options
 
     data = experiment_dict(mini_root, tmp_path / "runs" / "x")
@@ -118,6 +119,14 @@ def test_final_takes_the_experiment_final_section_and_each_flag_replaces_its_key
     assert (options.ensemble, options.image_size, options.tta) == (0, 160, True)
     with pytest.raises(ConfigError, match="--image-size: must be between 16 and 1024"):
         final_options(tmp_path, {"image_size": 8})
+    # a switch the section turns on can be turned off from the command line, and back on
+    data["final"] = {"ensemble": 3, "tta": True, "robustness": False}
+    write_experiment(tmp_path / "experiment.yaml", data)
+    args = build_parser().parse_args(["final", str(tmp_path), "--no-tta", "--robustness"])
+    options = final_options(tmp_path, {name: getattr(args, name) for name in FINAL_FLAGS})
+    assert (options.tta, options.robustness, options.ensemble) == (False, True, 3)
+    args = build_parser().parse_args(["final", str(tmp_path)])
+    assert all(getattr(args, name) is None for name in FINAL_FLAGS)  # nothing given
     # a bad section names the file and the key, from the command line too
     data["final"] = {"ensemble": 1}
     write_experiment(tmp_path / "experiment.yaml", data)

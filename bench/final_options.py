@@ -21,6 +21,9 @@ earlier run's ``final_options.json`` (same board and variant) instead of retrain
 ``single*_family`` variants are one model (no ensemble, no suite) and its family-out check
 (``--family-check``: one retraining per acquisition family held out), at the search's size,
 at 160 px, and at 160 px without the flagged images: each lever's family-out scores.
+``size160_suite`` retrains the top 6 at 160 px and ranks those tied with the best by the
+robustness suite's mean on validation (``--select suite``): the kept model and its two
+ensemble partners are the rule's first three.
 
     python bench/final_options.py bench/figures/budget_guard_seed{1,2}/50min \\
         --variants baseline size160 size224
@@ -55,6 +58,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "greedy": {"greedy": True, "top": 6},
     "tta": {"tta": True},
     "size160_greedy": {"image_size": 160, "greedy": True, "top": 6},
+    "size160_suite": {"image_size": 160, "select": "suite", "top": 6},
     # the label-noise lever: a K-fold audit first, then the recipe without what it flags
     "clean160": {"image_size": 160, "exclude_label_issues": 4},
     # one model (no ensemble, no suite) and its family-out check: the levers on family-out

@@ -31,19 +31,30 @@ def ensemble_members(
     ensemble: int,
     log: Callable[[str], None],
     greedy: bool = False,
+    ranked: list[Retrained] | None = None,
 ) -> list[Retrained]:
     """The runs the exported model is made of: ``[chosen]``, or the ensemble's members.
 
     With ``ensemble`` >= 2 but fewer than two usable configurations, the single best.
     With ``greedy``, the members are chosen by :func:`greedy_members` (a run may count
-    more than once: its weight).
+    more than once: its weight). With ``ranked`` (a selection rule's order of the tied
+    runs, :func:`results.selection.ranked_runs`), the members are taken from that order
+    first, then from the rest by validation objective: one run per trial, each on the
+    chosen run's images.
     """
     if not ensemble:
         return [chosen]
     if greedy:
         members = greedy_members(runs, chosen, ensemble, log)
         return members if len(members) > 1 else [chosen]
-    members = kept_runs(runs, ensemble)
+    if ranked:
+        members = [chosen]
+        for run in [*ranked, *kept_runs(runs, len(runs))]:
+            fits = run.config.data == chosen.config.data and len(members) < ensemble
+            if fits and run.trial_id not in {m.trial_id for m in members}:
+                members.append(run)
+    else:
+        members = kept_runs(runs, ensemble)
     if len(members) < 2:
         log(f"ensemble: only {len(members)} usable configuration(s); a single model instead")
         return [chosen]

@@ -57,7 +57,7 @@ from results.final_report import (
 from results.label_audit import label_audit
 from results.leaderboard import read_csv_rows
 from results.run_folder import FINAL_DIR, LEADERBOARD_FILE, SearchRecord
-from results.selection import select_run
+from results.selection import ranked_runs, select_run
 
 __all__ = [
     "FINAL_DIR",
@@ -189,7 +189,8 @@ def final_stage(
     runs = retrain(record, rows, options, log)
     chosen, selection = select_run(runs, options.select, record.seed, log)
     external = _external_set(chosen, log)
-    exported = _exported_model(runs, chosen, external, options, record.seed, log)
+    ranked = ranked_runs(runs, selection)
+    exported = _exported_model(runs, chosen, ranked, external, options, record.seed, log)
     scores = score_exported(
         exported.model,
         chosen.data,
@@ -243,13 +244,16 @@ def _external_set(chosen: Retrained, log: Callable[[str], None]):
 def _exported_model(
     runs: list[Retrained],
     chosen: Retrained,
+    ranked: list[Retrained] | None,
     external,
     options: FinalOptions,
     suite_seed: int,
     log: Callable[[str], None],
 ) -> ExportedModel:
     """The single model or the ensemble (with TTA), compared side by side when several."""
-    members = ensemble_members(runs, chosen, options.ensemble, log, greedy=options.greedy)
+    members = ensemble_members(
+        runs, chosen, options.ensemble, log, greedy=options.greedy, ranked=ranked
+    )
     candidates = candidate_models(members, [m.result.model for m in members], options.tta)
     if len(members) > 1:
         log(f"ensemble of {len(members)}: " + ", ".join(m.trial_id for m in members))

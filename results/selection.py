@@ -26,7 +26,7 @@ from typing import Any
 from results.candidates import Retrained, best_run, usable
 from results.final_options import SELECTION_RULES
 
-__all__ = ["SELECTION_RULES", "select_run", "tied_runs"]
+__all__ = ["SELECTION_RULES", "ranked_runs", "select_run", "tied_runs"]
 
 
 _RESAMPLES = 500
@@ -102,31 +102,46 @@ def select_run(
     ]  # fmt: skip
     held_out: dict[str, Any] = {}
     if rule == "simplest":
-        chosen = min(tied, key=lambda r: (r.result.param_count, tied.index(r)))
+        ranked = sorted(tied, key=lambda r: (r.result.param_count, tied.index(r)))
     elif rule == "suite":
         means = validation_suite_means(tied, seed)
         for entry, mean in zip(entries, means):
             entry["val_suite_mean_rw_auc"] = mean
-        chosen = tied[max(range(len(tied)), key=lambda i: (_finite(means[i]), -i))]
+        order = sorted(range(len(tied)), key=lambda i: (-_finite(means[i]), i))
+        ranked = [tied[i] for i in order]
     else:
         from results.family_check import held_out_families
 
         for run, entry in zip(tied, entries):
             held_out[_key(run)] = held_out_families(run, log)
             entry["family_worst_rw_auc"] = held_out[_key(run)]["worst_rw_auc"]
-        chosen = max(
+        ranked = sorted(
             tied,
-            key=lambda r: (_finite(held_out[_key(r)]["worst_rw_auc"]), -tied.index(r)),
+            key=lambda r: (-_finite(held_out[_key(r)]["worst_rw_auc"]), tied.index(r)),
         )
+    chosen = ranked[0]
     log(f"chosen: trial {chosen.trial_id} seed {chosen.seed}")
     selection = {
         "rule": rule,
         "interval": interval,
         "tied": entries,
+        "ranked": [_key(r) for r in ranked],
         "chosen": _key(chosen),
         "held_out": held_out,
     }
     return chosen, selection
+
+
+def ranked_runs(runs: list[Retrained], selection: dict[str, Any]) -> list[Retrained] | None:
+    """The tied runs in the order the selection rule ranked them (None: the objective's).
+
+    An ensemble takes its members from this order first (:func:`results.ensemble.
+    ensemble_members`), so the rule that chose the kept model also chooses its partners.
+    """
+    if not selection.get("ranked"):
+        return None
+    by_key = {_key(r): r for r in runs}
+    return [by_key[key] for key in selection["ranked"] if key in by_key]
 
 
 def validation_suite_means(runs: list[Retrained], seed: int) -> list[float]:

@@ -386,6 +386,10 @@ def test_an_ensemble_is_reported_beside_its_members_and_serves_through_predict(
     assert kept["family_worst_rw_auc"] == worst
     assert report["families"]["held_out"]["worst_rw_auc"] == pytest.approx(worst)
     assert report["ensemble"]["members"][0] == kept["trial_id"]
+    ranked = [key.split("/")[0] for key in selection["ranked"]]  # the rule's order
+    assert ranked[0] == kept["trial_id"]
+    if len(ranked) >= 2:  # the partner is the rule's next tied candidate
+        assert report["ensemble"]["members"] == ranked[:2]
     rows = report["ensemble"]["comparison"]
     assert [r["model"] for r in rows] == [
         "member 1", "member 2", "ensemble of 2", "member 1 + TTA", "ensemble of 2 + TTA"

@@ -11,7 +11,8 @@ import pytest
 from pneumo_core.metrics import roc_auc
 from pneumo_core.train.config import ObjectiveConfig, TrainConfig
 from results.candidates import Retrained
-from results.selection import select_run, tied_runs
+from results.ensemble import ensemble_members
+from results.selection import ranked_runs, select_run, tied_runs
 
 LABELS = np.repeat([0, 1], 60)
 
@@ -158,6 +159,15 @@ def test_the_suite_rule_keeps_the_tied_candidate_that_survives_the_shifts():
     assert means["sturdy"] > means["fragile"]
     assert means["other"] == pytest.approx(means["sturdy"])  # position-read: shift-proof too
     assert select_run([fragile, sturdy], "objective", 0, lambda _: None)[0] is fragile
+    # an ensemble takes its partners in the rule's order too, on the chosen run's images
+    third = candidate("third", ByPosition(probs), value - 0.008)
+    runs = [fragile, sturdy, other, third]
+    chosen, selection = select_run(runs, "suite", 0, lambda _: None)
+    ranked = ranked_runs(runs, selection)
+    assert chosen is sturdy and ranked[0] is sturdy and fragile in ranked
+    members = ensemble_members(runs, chosen, 2, lambda _: None, ranked=ranked)
+    assert [m.trial_id for m in members] == ["sturdy", "third"]  # not "fragile", the best
+    assert ranked_runs(runs, {"rule": "objective", "chosen": "fragile/0"}) is None
 
 
 def test_the_report_lists_what_the_suite_rule_compared():

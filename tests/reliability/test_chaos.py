@@ -37,6 +37,7 @@ def test_worker_node_killed_and_restarted_twice_every_trial_ends_once(mini_root,
     config = from_dict(ExperimentConfig, raw)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     workers = [cluster.add_node(num_cpus=1)]
+    cluster.wait_for_nodes()  # both nodes registered before the first trial is placed
     killed: list[str] = []
     outcome: dict = {}
 

@@ -75,6 +75,21 @@ def experiment_for(base: dict[str, Any], args, out: Path) -> dict[str, Any]:
     return raw
 
 
+def read_board(run_dir: Path, args) -> dict[str, Any]:
+    """A finished search's experiment; ``args`` takes its trial count, size and external set."""
+    from results.leaderboard import read_csv_rows
+    from results.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
+    from search.config import load_experiment
+
+    raw = load_experiment(run_dir / EXPERIMENT_FILE).record().experiment
+    args.trials = len(read_csv_rows(run_dir / LEADERBOARD_FILE))
+    args.image_size = raw["data"]["image_size"]
+    args.epochs = raw["training"]["epochs"]
+    args.external = raw["data"].get("external_root") or args.external
+    args.external_split = raw["data"].get("external_split", args.external_split)
+    return raw
+
+
 def score_models(run_dir: Path, args, log) -> list[dict[str, Any]]:
     """Retrains the top K, scores each on every proxy; one row per model, leaderboard order."""
     from pneumo_core.data.external import prepare_external
@@ -195,16 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     raw = experiment_for(base, args, out)
     run_dir = Path(raw["output_dir"])
+    if args.reuse and (run_dir / "leaderboard.csv").is_file():
+        args.board = str(run_dir)  # this run's finished search: scored like any board
     if args.board:
         run_dir = Path(args.board).resolve()
-        raw = yaml.safe_load((run_dir / "experiment.yaml").read_text())
-        args.trials = sum(1 for _ in (run_dir / "leaderboard.csv").open()) - 1
-        args.image_size = raw["data"]["image_size"]
-        args.epochs = raw["training"]["epochs"]
-        args.external = raw["data"].get("external_root") or args.external
-        args.external_split = raw["data"].get("external_split", args.external_split)
+        raw = read_board(run_dir, args)
     start = time.perf_counter()
-    if not args.board and not (args.reuse and (run_dir / "leaderboard.csv").is_file()):
+    if not args.board:
         print(f"search {raw['name']}: {args.trials} trials", flush=True)
         try:
             run_experiment(from_dict(ExperimentConfig, raw))

@@ -144,11 +144,15 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def final_flags(args: argparse.Namespace) -> dict:
+    """``final``'s parsed flags by key (None: not given, the section's value stays)."""
+    return {name: getattr(args, name) for name in FINAL_FLAGS}
+
+
 def _cmd_final(args: argparse.Namespace) -> int:
     from search.final_stage import final_options, run_final
 
-    flags = {name: getattr(args, name) for name in FINAL_FLAGS}
-    options = final_options(args.run_dir, flags)
+    options = final_options(args.run_dir, final_flags(args))
     _quiet_tensorflow()
     outcome = run_final(args.run_dir, options)
     print("\n".join(outcome.summary_lines()))

@@ -106,7 +106,7 @@ def test_final_takes_the_experiment_final_section_and_each_flag_replaces_its_key
     mini_root, tmp_path
 ):
     from pneumo_core.errors import ConfigError
-    from search.cli import FINAL_FLAGS, build_parser
+    from search.cli import FINAL_FLAGS, build_parser, final_flags
     from search.final_stage import final_options
 
     data = experiment_dict(mini_root, tmp_path / "runs" / "x")
@@ -123,7 +123,7 @@ def test_final_takes_the_experiment_final_section_and_each_flag_replaces_its_key
     data["final"] = {"ensemble": 3, "tta": True, "robustness": False}
     write_experiment(tmp_path / "experiment.yaml", data)
     args = build_parser().parse_args(["final", str(tmp_path), "--no-tta", "--robustness"])
-    options = final_options(tmp_path, {name: getattr(args, name) for name in FINAL_FLAGS})
+    options = final_options(tmp_path, final_flags(args))
     assert (options.tta, options.robustness, options.ensemble) == (False, True, 3)
     args = build_parser().parse_args(["final", str(tmp_path)])
     assert all(getattr(args, name) is None for name in FINAL_FLAGS)  # nothing given

@@ -120,6 +120,12 @@ class AugmentConfig:
         brightness: Maximum brightness change, as a fraction of the value range.
         horizontal_flip: Mirror images left-right. Off by default: it moves the heart to
             the wrong side, which real chest X-rays never show.
+        crop_scale: Smallest image area a random resized crop keeps (aspect 3/4 to 4/3,
+            resized back); 1 = off (``pneumo_core.data.shift_augment``).
+        gamma: Gamma jitter: each image's exposure curve raised to ``exp(U(-g, g))``.
+        degrade: Probability that an image is downsampled 2-4x and upsampled back.
+        band_erase: Largest fraction of the side blanked at each border (each border with
+            probability one half), so the framing carries no reliable signal; 0 = off.
     """
 
     zoom: float = 0.0
@@ -128,6 +134,10 @@ class AugmentConfig:
     contrast: float = 0.0
     brightness: float = 0.0
     horizontal_flip: bool = False
+    crop_scale: float = 1.0
+    gamma: float = 0.0
+    degrade: float = 0.0
+    band_erase: float = 0.0
 
     def __post_init__(self) -> None:
         require(0.0 <= self.zoom < 1.0, "zoom", "must be in [0, 1)")
@@ -135,11 +145,17 @@ class AugmentConfig:
         require(0.0 <= self.translation < 1.0, "translation", "must be in [0, 1)")
         require(0.0 <= self.contrast < 1.0, "contrast", "must be in [0, 1)")
         require(0.0 <= self.brightness < 1.0, "brightness", "must be in [0, 1)")
+        require(0.05 <= self.crop_scale <= 1.0, "crop_scale", "must be in [0.05, 1]")
+        require(0.0 <= self.gamma <= 1.0, "gamma", "must be in [0, 1]")
+        require(0.0 <= self.degrade <= 1.0, "degrade", "must be in [0, 1]")
+        require(0.0 <= self.band_erase <= 0.3, "band_erase", "must be in [0, 0.3]")
 
     @property
     def enabled(self) -> bool:
         """Whether any augmentation is switched on."""
         return (
             any((self.zoom, self.rotation_deg, self.translation, self.contrast, self.brightness))
+            or any((self.gamma, self.degrade, self.band_erase))
+            or self.crop_scale < 1.0
             or self.horizontal_flip
         )

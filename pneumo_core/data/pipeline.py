@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from pneumo_core.data.config import AugmentConfig
 from pneumo_core.data.imbalance import oversampled_indices
+from pneumo_core.data.shift_augment import shift_augment, uses_shift_augment
 
 __all__ = ["build_augmenter", "predict_batches", "training_dataset"]
 
@@ -26,8 +27,6 @@ def build_augmenter(config: AugmentConfig, seed: int) -> keras.Sequential | None
         config: Augmentation strengths.
         seed: Base seed; each layer gets its own seed derived from it.
     """
-    if not config.enabled:
-        return None
     layers: list[keras.layers.Layer] = []
     if config.horizontal_flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
@@ -53,7 +52,7 @@ def build_augmenter(config: AugmentConfig, seed: int) -> keras.Sequential | None
         layers.append(
             keras.layers.RandomBrightness(config.brightness, value_range=(0, 255), seed=seed + 5)
         )
-    return keras.Sequential(layers, name="augment")
+    return keras.Sequential(layers, name="augment") if layers else None
 
 
 def training_dataset(
@@ -121,6 +120,10 @@ def training_dataset(
     if augmenter is not None:
         dataset = dataset.map(
             lambda x, y: (augmenter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    if uses_shift_augment(augment):
+        dataset = dataset.map(
+            lambda x, y: (shift_augment(x, augment, seed), y), num_parallel_calls=tf.data.AUTOTUNE
         )
     # repeat(): Keras keeps one iterator across epochs when steps_per_epoch is given;
     # each pass of the generator is exactly one epoch of `steps` batches.

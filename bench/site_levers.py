@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "args": vars(args),
         "seconds": round(time.perf_counter() - start, 1),
-        "site_count": int(len(site.labels)),
+        "site_count": len(site.labels),
         "medians": table,
         "seed_mean": paired,
         "rows": rows,

@@ -136,7 +136,7 @@ def prefix_board(run_dir: Path, minutes: float) -> list[dict[str, Any]]:
     Returns:
         The cut leaderboard's rows, best first.
     """
-    from results.leaderboard import TrialRecord, leaderboard_rows, read_csv_rows, row_params
+    from results.board.leaderboard import TrialRecord, leaderboard_rows, read_csv_rows, row_params
     from search.config import load_experiment
 
     objective = load_experiment(run_dir / "experiment.yaml").objective
@@ -167,7 +167,7 @@ def prefix_board(run_dir: Path, minutes: float) -> list[dict[str, Any]]:
 
 def write_prefix(run_dir: Path, minutes: float) -> Path:
     """A run folder beside ``run_dir`` holding its search cut at ``minutes`` (for ``final``)."""
-    from results.leaderboard import write_csv_atomic
+    from results.board.leaderboard import write_csv_atomic
 
     folder = run_dir.with_name(f"{run_dir.name}-at{minutes:g}min")
     shutil.rmtree(folder, ignore_errors=True)
@@ -181,7 +181,7 @@ def write_prefix(run_dir: Path, minutes: float) -> Path:
 
 def recipe_final(args, run_dir: Path) -> dict[str, Any]:
     """``final`` with the recipe's options on a search; returns its proxies and timings."""
-    from results.leaderboard import read_csv_rows
+    from results.board.leaderboard import read_csv_rows
     from search.final_stage import final_options, run_final
 
     rows = read_csv_rows(run_dir / "leaderboard.csv")

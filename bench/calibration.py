@@ -2,7 +2,7 @@
 
 Each argument is a final stage's folder (``RUN_DIR/final``) with its
 ``val_predictions.csv`` and ``test_predictions.csv``. Both calibrations are fitted on the
-validation predictions, as ``final``'s report does (:func:`results.final_report.
+validation predictions, as ``final``'s report does (:func:`results.final.assemble.
 temperature_scaling`), and the test split's ECE, Brier and log loss are printed before and
 after each, with the medians over the folders. Neither changes AUC or the decisions at the
 validation-chosen threshold (both keep the images' order), so the shift proxies do not move
@@ -42,8 +42,8 @@ def read_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def measure(folder: Path, seed: int = 0) -> dict[str, Any]:
     """Test ECE, Brier and log loss before and after each calibration fitted on validation."""
-    from results.evaluation import calibration
-    from results.final_report import temperature_scaling
+    from results.final.assemble import temperature_scaling
+    from results.report.evaluation import calibration
 
     val_labels, val_probs = read_split(folder / "val_predictions.csv")
     test_labels, test_probs = read_split(folder / "test_predictions.csv")

@@ -120,7 +120,7 @@ def run_tune_arm(method: str, experiment, space, out: Path, budget: int) -> tupl
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
-    from results.leaderboard import LEADERBOARD_FILE, read_csv_rows, row_params
+    from results.board.leaderboard import LEADERBOARD_FILE, read_csv_rows, row_params
     from search.runner import init_ray, tune_parts
     from search.storage import RunLocation
 
@@ -285,8 +285,8 @@ def run_optuna(experiment, space, data, out: Path, budget: int, seed: int):
     """Plain Optuna: TPE and the median pruner, one trial after another."""
     import optuna
 
-    from pneumo_core.errors import ConfigError, TrainingError
     from pneumo_core.train.loop import train_model
+    from pneumo_errors import ConfigError, TrainingError
 
     timeline = Timeline(budget)
     objective = experiment.objective.key

@@ -74,7 +74,7 @@ def search_seconds(out: Path) -> tuple[float, int]:
 
 def run_search(args: argparse.Namespace, out: Path, concurrent: int) -> float:
     """Runs one search with ``concurrent`` trials at a time; its seconds, start to end."""
-    from results.leaderboard import read_csv_rows
+    from results.board.leaderboard import read_csv_rows
     from search.runner import run_experiment
 
     config = experiment(

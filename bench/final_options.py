@@ -16,7 +16,7 @@ same seed, same code), it is read instead of retrained (``--rerun-baseline`` ret
 ``--baseline VARIANT`` compares with another variant; ``--reuse FILE`` reads the rows of an
 earlier run's ``final_options.json`` (same board and variant) instead of retraining them.
 ``clean160`` is the label-noise lever: a 4-fold audit of the board's best configuration
-(:mod:`results.label_audit`), then ``size160`` trained without the images it flags (its
+(:mod:`results.final.label_audit`), then ``size160`` trained without the images it flags (its
 ``final_s`` counts both; a board's audit is kept in ``OUT/label_audits`` and reused). The
 ``single*_family`` variants are one model (no ensemble, no suite) and its family-out check
 (``--family-check``: one retraining per acquisition family held out), at the search's size,
@@ -110,8 +110,8 @@ def exclude_label_issues(run_dir: Path, folds: int, audited: Path) -> dict[str, 
     """
     import yaml
 
-    from results.final_options import FinalOptions
-    from results.label_audit import LABEL_ISSUES_FILE
+    from results.final.label_audit import LABEL_ISSUES_FILE
+    from results.final.options import FinalOptions
     from search.final_stage import run_final
 
     summary = audited.with_suffix(".json")
@@ -138,7 +138,7 @@ def exclude_label_issues(run_dir: Path, folds: int, audited: Path) -> dict[str, 
 
 def run_variant(board: Path, variant: str, out: Path, quick: bool) -> dict[str, Any]:
     """The recipe's final with ``variant``'s options on a copy of ``board``; its row."""
-    from results.final_options import FinalOptions
+    from results.final.options import FinalOptions
     from search.final_stage import run_final
 
     options = dict(VARIANTS[variant])

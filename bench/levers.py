@@ -58,13 +58,13 @@ COLUMNS = (
 
 def lever_runs(run_dir: Path, lever: str, args, log) -> list[dict[str, Any]]:
     """The best configuration retrained with one lever, one row of scores per seed."""
+    from pneumo_contracts.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
     from pneumo_core.data.external import prepare_external
-    from results.candidates import ranked_candidates, retrain
-    from results.ensemble import side_by_side
-    from results.family_check import held_out_families
-    from results.final_options import FinalOptions
-    from results.leaderboard import read_csv_rows
-    from results.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
+    from results.board.leaderboard import read_csv_rows
+    from results.final.candidates import ranked_candidates, retrain
+    from results.final.ensemble import side_by_side
+    from results.final.family_check import held_out_families
+    from results.final.options import FinalOptions
     from search.config import load_experiment
 
     record = load_experiment(run_dir / EXPERIMENT_FILE).record()

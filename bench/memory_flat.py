@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     from pneumo_core.configuration import from_dict
-    from results.leaderboard import read_csv_rows
+    from results.board.leaderboard import read_csv_rows
     from search.config import ExperimentConfig
     from search.runner import run_experiment
 

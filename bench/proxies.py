@@ -77,8 +77,8 @@ def experiment_for(base: dict[str, Any], args, out: Path) -> dict[str, Any]:
 
 def read_board(run_dir: Path, args) -> dict[str, Any]:
     """A finished search's experiment; ``args`` takes its trial count, size and external set."""
-    from results.leaderboard import read_csv_rows
-    from results.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
+    from pneumo_contracts.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
+    from results.board.leaderboard import read_csv_rows
     from search.config import load_experiment
 
     raw = load_experiment(run_dir / EXPERIMENT_FILE).record().experiment
@@ -92,13 +92,13 @@ def read_board(run_dir: Path, args) -> dict[str, Any]:
 
 def score_models(run_dir: Path, args, log) -> list[dict[str, Any]]:
     """Retrains the top K, scores each on every proxy; one row per model, leaderboard order."""
+    from pneumo_contracts.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
     from pneumo_core.data.external import prepare_external
-    from results.candidates import ranked_candidates, retrain
-    from results.ensemble import side_by_side
-    from results.family_check import held_out_families
-    from results.final_options import FinalOptions
-    from results.leaderboard import read_csv_rows
-    from results.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
+    from results.board.leaderboard import read_csv_rows
+    from results.final.candidates import ranked_candidates, retrain
+    from results.final.ensemble import side_by_side
+    from results.final.family_check import held_out_families
+    from results.final.options import FinalOptions
     from search.config import load_experiment
 
     record = load_experiment(run_dir / EXPERIMENT_FILE).record()

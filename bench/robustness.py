@@ -88,7 +88,7 @@ def run_one(raw: dict[str, Any], args) -> dict[str, Any]:
     import ray
 
     from pneumo_core.configuration import from_dict
-    from results.final import FinalOptions
+    from results.final.stage import FinalOptions
     from search.config import ExperimentConfig
     from search.final_stage import run_final
     from search.runner import run_experiment
@@ -122,12 +122,12 @@ def ablate(run_dir: str, args) -> list[dict[str, Any]]:
     The winner (the leaderboard's first) is retrained with the seed ``final`` gave it, so
     each row compares with final's row for that trial, scored the same way.
     """
+    from pneumo_contracts.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
     from pneumo_core.data.external import prepare_external
-    from results.candidates import ranked_candidates, retrain
-    from results.ensemble import side_by_side
-    from results.final_options import FinalOptions
-    from results.leaderboard import read_csv_rows, row_params
-    from results.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
+    from results.board.leaderboard import read_csv_rows, row_params
+    from results.final.candidates import ranked_candidates, retrain
+    from results.final.ensemble import side_by_side
+    from results.final.options import FinalOptions
     from search.config import load_experiment
 
     run_dir = Path(run_dir)

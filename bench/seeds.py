@@ -45,7 +45,7 @@ def evaluate(experiment, values: dict[str, Any], data, epochs: int, target: floa
     from pneumo_core.data.pipeline import predict_batches
     from pneumo_core.metrics import threshold_for_sensitivity
     from pneumo_core.train.loop import train_model
-    from results.evaluation import binary_evaluation
+    from results.report.evaluation import binary_evaluation
 
     config = experiment.trial_config(values, seed=experiment.search.seed)
     config = dataclasses.replace(
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pneumo_core.data import prepare_data
     from pneumo_core.runtime import import_tensorflow
-    from results.leaderboard import read_csv_rows, row_params
+    from results.board.leaderboard import read_csv_rows, row_params
     from search.config import load_experiment
     from search.experiment_space import space_context
 
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     candidates = {f"search winner ({ranked[0]['trial_id']})": row_params(ranked[0])}
     candidates.update(seed_configurations(context))
     data = prepare_data(experiment.data)  # the search's pipeline and cache
-    from pneumo_core.errors import ConfigError
+    from pneumo_errors import ConfigError
 
     rows: dict[str, dict] = {}
     unbuildable: dict[str, str] = {}

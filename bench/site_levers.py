@@ -98,8 +98,8 @@ def one_run(record, row, lever: str, seed: int, site, args, log) -> dict[str, An
     """Retrains the configuration with one lever and seed; its scores and site probs."""
     from pneumo_core.data.pipeline import predict_batches
     from pneumo_core.metrics import compute_metrics, threshold_for_sensitivity
-    from results.candidates import retrain
-    from results.final_options import FinalOptions
+    from results.final.candidates import retrain
+    from results.final.options import FinalOptions
 
     variant = {**row, **{k: json.dumps(v) for k, v in LEVERS[lever].items()}}
     options = FinalOptions(image_size=args.image_size or None)
@@ -201,10 +201,10 @@ def medians(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def load_board(board: Path, site: Path):
     """The board's search record (site patients kept out of training) and best row."""
+    from pneumo_contracts.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
     from pneumo_core.data.external import prepare_external
-    from results.candidates import ranked_candidates
-    from results.leaderboard import read_csv_rows
-    from results.run_folder import EXPERIMENT_FILE, LEADERBOARD_FILE
+    from results.board.leaderboard import read_csv_rows
+    from results.final.candidates import ranked_candidates
     from search.config import load_experiment
 
     record = load_experiment(board / EXPERIMENT_FILE).record()

@@ -66,7 +66,7 @@ def run_trial(config: dict, out_dir: Path) -> dict:
     import ray
 
     from pneumo_core.configuration import from_dict
-    from results.leaderboard import read_csv_rows
+    from results.board.leaderboard import read_csv_rows
     from search.config import ExperimentConfig
     from search.runner import run_experiment
 

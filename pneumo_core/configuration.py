@@ -4,7 +4,7 @@ Every configuration in pneumo-search (training, data, experiments) is a frozen d
 :func:`from_dict` builds one from a plain mapping, checking each value against the field's
 type hint, and :func:`load_yaml` reads a file with ``yaml.safe_load`` (so ``!!python`` tags
 are refused). Range checks live in each dataclass's ``__post_init__`` and raise
-:class:`~pneumo_core.errors.ConfigError` through :func:`require`.
+:class:`~pneumo_errors.ConfigError` through :func:`require`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from pneumo_core.errors import ConfigError
+from pneumo_errors import ConfigError
 
 T = TypeVar("T")
 

@@ -26,7 +26,7 @@ from statistics import NormalDist
 import numpy as np
 from sklearn import metrics as skm
 
-from pneumo_core.errors import MetricError, UnknownNameError
+from pneumo_errors import MetricError, UnknownNameError
 
 __all__ = [
     "METRICS",

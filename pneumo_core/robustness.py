@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from pneumo_core.errors import ConfigError
 from pneumo_core.metrics import (
     DEFAULT_TAU,
     DEFAULT_W,
@@ -34,6 +33,7 @@ from pneumo_core.metrics import (
     sensitivity,
     specificity,
 )
+from pneumo_errors import ConfigError
 
 __all__ = [
     "SEVERITIES",

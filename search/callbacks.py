@@ -10,8 +10,10 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
+from pneumo_contracts.run_folder import OPTUNA_FILE
+from pneumo_contracts.status import TrialStatus
 from pneumo_core.train.config import EPOCH_TIME_LIMIT, TIME_LIMIT_KEY
-from results.leaderboard import (
+from results.board.leaderboard import (
     LEADERBOARD_FILE,
     TRIALS_FILE,
     TrialRecord,
@@ -23,7 +25,6 @@ from results.leaderboard import (
     trials_rows,
     write_csv_atomic,
 )
-from results.run_folder import OPTUNA_FILE
 from search.storage import RunLocation, run_location
 
 __all__ = ["LeaderboardCallback", "ProgressCallback", "trial_error_message"]
@@ -99,7 +100,7 @@ class LeaderboardCallback(Callback):
         folder = self.location.local
         for row in read_csv_rows(folder / LEADERBOARD_FILE):
             record = self._record(row["trial_id"])
-            record.status = row.get("status", "running")
+            record.status = row.get("status", TrialStatus.RUNNING)
             record.stop_reason = row.get("stop_reason", "")
             record.error = row.get("error", "")
             record.wall_time_s = _number(row.get("wall_time_s")) or 0.0
@@ -165,7 +166,7 @@ class LeaderboardCallback(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._update(trial)
-        record.status, record.error = "running", ""
+        record.status, record.error = TrialStatus.RUNNING, ""
         self.write()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
@@ -185,20 +186,20 @@ class LeaderboardCallback(Callback):
         record = self._update(trial)
         result = trial.last_result or {}
         if result.get(TIME_LIMIT_KEY):  # the cost guard cut an epoch: stopped, not done
-            record.status, record.stop_reason = "stopped_early", EPOCH_TIME_LIMIT
+            record.status, record.stop_reason = TrialStatus.STOPPED_EARLY, EPOCH_TIME_LIMIT
         elif result.get("trial_finished"):
-            record.status = "completed"
+            record.status = TrialStatus.COMPLETED
             record.stop_reason = (
                 "max_epochs" if len(record.history) >= self.max_epochs else "patience"
             )
         else:
-            record.status, record.stop_reason = "stopped_early", "asha"
+            record.status, record.stop_reason = TrialStatus.STOPPED_EARLY, "asha"
         self.write(optuna_too=True)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         record = self._update(trial)
         record.attempts = max(1, int(getattr(trial, "num_failures", 1)))  # all of them failed
-        record.status = "failed"
+        record.status = TrialStatus.FAILED
         record.error = trial_error_message(trial)
         record.stop_reason = record.error.split(":", 1)[0]
         self.write(optuna_too=True)
@@ -213,10 +214,12 @@ class LeaderboardCallback(Callback):
         before a driver crash): they are failed, not left running."""
         known = {trial.trial_id for trial in trials}
         lost = [
-            r for r in self.records.values() if r.status == "running" and r.trial_id not in known
+            r
+            for r in self.records.values()
+            if r.status == TrialStatus.RUNNING and r.trial_id not in known
         ]
         for record in lost:
-            record.status, record.stop_reason = "failed", "driver_lost"
+            record.status, record.stop_reason = TrialStatus.FAILED, "driver_lost"
             record.error = (
                 "the search driver stopped during this trial, after Tune's last saved state; "
                 "resume could not continue it"
@@ -291,12 +294,12 @@ class ProgressCallback(Callback):
             if better:
                 self.best = float(value)
         epoch = f"{result.get('epoch', '?')}/{self.max_epochs}"
-        self._line(trial, "running", epoch, value)
+        self._line(trial, TrialStatus.RUNNING, epoch, value)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         finished = (trial.last_result or {}).get("trial_finished")
-        self._line(trial, "completed" if finished else "stopped_early")
+        self._line(trial, TrialStatus.COMPLETED if finished else TrialStatus.STOPPED_EARLY)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._line(trial, "failed")
+        self._line(trial, TrialStatus.FAILED)
         self._print(f"{'':>7}  {_short_id(trial.trial_id)}: {trial_error_message(trial)}")

@@ -1,6 +1,6 @@
 """The ``pneumo-search`` command line: parse, dispatch, return an exit code.
 
-Errors meant for users (:class:`~pneumo_core.errors.PneumoError`) print as one line on
+Errors meant for users (:class:`~pneumo_errors.PneumoError`) print as one line on
 stderr with exit code 2; Ctrl-C exits with 130. Logic lives in importable functions.
 """
 
@@ -12,8 +12,9 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from pneumo_core.errors import PneumoError
-from results.final_options import SELECTION_RULES
+from pneumo_contracts.status import TrialStatus
+from pneumo_errors import PneumoError
+from results.final.options import SELECTION_RULES
 
 #: ``final``'s flags that replace keys of the experiment's ``final`` section (same names).
 FINAL_FLAGS = (
@@ -51,7 +52,7 @@ def parse_overrides(items: Sequence[str]) -> dict:
     """
     import yaml
 
-    from pneumo_core.errors import ConfigError
+    from pneumo_errors import ConfigError
 
     nested: dict = {}
     for item in items:
@@ -87,7 +88,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from pneumo_core.train.standalone import train_and_report
 
     result = train_and_report(config, out=args.out)
-    return 0 if result.status != "nan_loss" else 1
+    return 0 if result.status != TrialStatus.NAN_LOSS else 1
 
 
 def _experiment_overrides(args: argparse.Namespace) -> dict:
@@ -138,7 +139,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from results.board_view import render_leaderboard
+    from results.board.view import render_leaderboard
 
     print(render_leaderboard(args.run_dir, top=args.top, sort=args.sort, fmt=args.format))
     return 0
@@ -160,7 +161,7 @@ def _cmd_final(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from results.export import copy_export
+    from results.serving.export import copy_export
 
     target = copy_export(args.run_dir, args.to)
     print(f"exported the final model of {args.run_dir} to {target}")
@@ -169,7 +170,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from results.predict import predict_files, predictions_csv, walk_inputs
+    from results.serving.predict import predict_files, predictions_csv, walk_inputs
 
     files, hidden = walk_inputs(args.inputs)  # walked once: the files and the hidden count
     rows = predict_files(args.model_dir, files, batch_size=args.batch_size)
@@ -195,7 +196,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from results.predict import explain_image
+    from results.serving.predict import explain_image
 
     row = explain_image(args.model_dir, args.image, args.out, explain_class=args.explain_class)
     probs = ", ".join(f"{k[5:]} {v:.4f}" for k, v in row.items() if k.startswith("prob_"))

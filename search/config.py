@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pneumo_core.configuration import load_config, require, to_dict
 from pneumo_core.train.config import TrainConfig, TrainSections
-from results.final_options import FinalOptions
-from results.run_folder import SearchRecord
+from results.final.options import FinalOptions
+from results.final.record import SearchRecord
 from search.samplers import SAMPLERS, SamplerOptions
 
 __all__ = [
@@ -175,7 +175,7 @@ class ExperimentConfig(TrainSections):
         resources: CPUs and GPUs per trial.
         scheduler: ASHA settings, or none.
         final: How ``pneumo-search final`` retrains, thresholds and exports this search's
-            best (:class:`~results.final_options.FinalOptions`; each key is a flag of
+            best (:class:`~results.final.options.FinalOptions`; each key is a flag of
             ``final``, and a flag given replaces the key): the recipe keeps its final
             here, so ``pneumo-search final runs/NAME`` needs no flags.
         output_dir: Where the run goes: a folder (default ``runs/NAME``) or a storage URI
@@ -254,7 +254,7 @@ class ExperimentConfig(TrainSections):
         return dataclasses.replace(self, data=data, weights=weights, search=search)
 
     def record(self) -> SearchRecord:
-        """What the final stage needs of this search (``results.final``)."""
+        """What the final stage needs of this search (``results.final.stage``)."""
         return SearchRecord(
             self.name, self.search.seed, self.base_train_config(), self.to_yaml_dict()
         )

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pneumo_core.errors import ConfigError
 from pneumo_core.models import get_model_spec
 from pneumo_core.models.weights import WeightsConfig, find_weights
+from pneumo_errors import ConfigError
 from search.config import ExperimentConfig, load_experiment
 from spaces import SearchSpace, SpaceContext, build_space
 

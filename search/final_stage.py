@@ -2,7 +2,7 @@
 
 ``results`` never parses an experiment file (that is the search's format); this module
 reads the run's ``experiment.yaml`` with :func:`search.config.load_experiment` and hands
-:func:`results.final.final_stage` the :class:`~results.run_folder.SearchRecord` it needs,
+:func:`results.final.stage.final_stage` the :class:`~results.final.record.SearchRecord` it needs,
 with the experiment's ``final`` section as the options (flags replace its keys).
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pneumo_core.errors import ConfigError, PneumoError
-from results.final import FinalOptions, FinalOutcome, final_stage
-from results.run_folder import EXPERIMENT_FILE
+from pneumo_contracts.run_folder import EXPERIMENT_FILE
+from pneumo_errors import ConfigError, PneumoError
+from results.final.stage import FinalOptions, FinalOutcome, final_stage
 from search.config import ExperimentConfig, load_experiment
 
 __all__ = ["final_options", "run_final"]

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pneumo_core.errors import ConfigError, PneumoError
-from results.run_folder import EXPERIMENT_FILE, GUARD_FILE
+from pneumo_contracts.run_folder import EXPERIMENT_FILE, GUARD_FILE
+from pneumo_errors import ConfigError, PneumoError
 from search.config import ExperimentConfig
 
 __all__ = ["GUARD_FILE", "check_guard", "trainable_fingerprint", "write_guard"]

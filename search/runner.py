@@ -15,9 +15,15 @@ from typing import Any
 
 import yaml
 
-from pneumo_core.errors import ConfigError, PneumoError
-from results.leaderboard import read_csv_rows
-from results.run_folder import DATA_SUMMARY_FILE, EXPERIMENT_FILE, LEADERBOARD_FILE, OPTUNA_FILE
+from pneumo_contracts.run_folder import (
+    DATA_SUMMARY_FILE,
+    EXPERIMENT_FILE,
+    LEADERBOARD_FILE,
+    OPTUNA_FILE,
+)
+from pneumo_contracts.status import TrialStatus
+from pneumo_errors import ConfigError, PneumoError
+from results.board.leaderboard import read_csv_rows
 from search.config import ExperimentConfig, load_experiment
 from search.experiment_space import experiment_space, validate_space
 from search.guard import check_guard, write_guard
@@ -436,14 +442,14 @@ def _close_trials_cut_by_the_budget(location: RunLocation, config: ExperimentCon
     """
     import optuna
 
-    from results.leaderboard import merge_rows
+    from results.board.leaderboard import merge_rows
     from search.searcher import open_storage
 
     board = location.local / LEADERBOARD_FILE
     cut = [
-        {**row, "status": "stopped_early", "stop_reason": "time_budget"}
+        {**row, "status": TrialStatus.STOPPED_EARLY, "stop_reason": "time_budget"}
         for row in read_csv_rows(board)
-        if row["status"] == "running"
+        if row["status"] == TrialStatus.RUNNING
     ]
     if not cut:
         return
@@ -487,10 +493,10 @@ def _fit(tuner, location: RunLocation, config: ExperimentConfig) -> RunSummary:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    ended = len(rows) - counts.get("running", 0)
+    ended = len(rows) - counts.get(TrialStatus.RUNNING, 0)
     # Ray Tune returns normally after Ctrl-C; a search that ended with trials unfinished
     # or fewer trials than asked for (and budget left) was interrupted.
-    interrupted = counts.get("running", 0) > 0 or (
+    interrupted = counts.get(TrialStatus.RUNNING, 0) > 0 or (
         config.search.num_samples != -1 and ended < config.search.num_samples and not budget_spent
     )
     best = rows[0] if rows and rows[0].get("rank") else None

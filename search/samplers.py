@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pneumo_core.errors import ConfigError, UnknownNameError
+from pneumo_errors import ConfigError, UnknownNameError
 
 __all__ = ["SAMPLERS", "SamplerOptions", "make_sampler"]
 

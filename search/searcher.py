@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from results.run_folder import OPTUNA_FILE
+from pneumo_contracts.run_folder import OPTUNA_FILE
 from search.samplers import SAMPLERS, SamplerOptions, make_sampler
 from search.storage import RunLocation
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from results.run_folder import DRIVER_FILES, OPTUNA_FILE
+from pneumo_contracts.run_folder import DRIVER_FILES, OPTUNA_FILE
 
 __all__ = [
     "DRIVER_FILES",

@@ -14,8 +14,9 @@ import sys
 import tempfile
 from typing import Any
 
-from pneumo_core.errors import TrainingError
+from pneumo_contracts.status import TrialStatus
 from pneumo_core.train.config import TIME_LIMIT_KEY
+from pneumo_errors import TrainingError
 from search.config import ExperimentConfig
 from spaces import SearchSpace
 
@@ -176,7 +177,7 @@ def run_trial(config: dict[str, Any], experiment: ExperimentConfig, space: Searc
         ),
         last,
     )
-    if result.status == "nan_loss":
+    if result.status == TrialStatus.NAN_LOSS:
         raise TrialDiverged(result.message)
 
 

@@ -10,7 +10,7 @@ of the new run holds them too. The copied trials carry the user attribute
 
 The earlier study must fit the new space: every parameter its trials used must exist here
 with the same distribution (range, log scale, choices), and both runs must follow the same
-objective; otherwise :class:`~pneumo_core.errors.ConfigError` names the keys that differ.
+objective; otherwise :class:`~pneumo_errors.ConfigError` names the keys that differ.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pneumo_core.errors import ConfigError
-from results.run_folder import EXPERIMENT_FILE, OPTUNA_FILE
+from pneumo_contracts.run_folder import EXPERIMENT_FILE, OPTUNA_FILE
+from pneumo_errors import ConfigError
 
 __all__ = ["WarmStart", "check_fits", "load_warm_start", "seed_study", "space_differences"]
 

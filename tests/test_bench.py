@@ -185,7 +185,7 @@ def test_budget_prefix_board_is_the_search_as_it_stood(mini_root, tmp_path):
     import yaml
 
     from bench.budget_curve import write_prefix
-    from results.leaderboard import read_csv_rows, write_csv_atomic
+    from results.board.leaderboard import read_csv_rows, write_csv_atomic
     from tests.search.conftest import experiment_dict
 
     run = tmp_path / "search"

@@ -1,8 +1,10 @@
 """The package boundaries the architecture promises, checked on the source and at import.
 
 Arrows point one way (docs/architecture.md): ``search`` -> ``results`` -> ``pneumo_core``,
-``search`` -> ``spaces``, and every package -> ``pneumo_errors``. Every import counts, those
-inside functions too; and no module of the project imports itself back through others.
+``search`` -> ``spaces``, and every package -> ``pneumo_contracts`` -> ``pneumo_errors``.
+Inside ``results``, four rooms import downward only: ``final`` -> ``serving`` -> ``report``
+-> ``board``. Every import counts, those inside functions too; and no module of the project
+imports itself back through others.
 """
 
 from __future__ import annotations
@@ -20,17 +22,27 @@ FORBIDDEN = {
     "pneumo_core": {"ray"},
     "spaces": {"tensorflow", "keras"},
     "pneumo_errors": {"tensorflow", "keras", "ray", "optuna"},
+    "pneumo_contracts": {"tensorflow", "keras", "ray", "optuna"},
 }
 
 #: The project's packages each package may import (itself aside).
 ALLOWED = {
     "pneumo_errors": set(),
-    "pneumo_core": {"pneumo_errors"},
-    "spaces": {"pneumo_errors"},
-    "results": {"pneumo_errors", "pneumo_core"},
-    "search": {"pneumo_errors", "pneumo_core", "spaces", "results"},
+    "pneumo_contracts": {"pneumo_errors"},
+    "pneumo_core": {"pneumo_errors", "pneumo_contracts"},
+    "spaces": {"pneumo_errors", "pneumo_contracts"},
+    "results": {"pneumo_errors", "pneumo_contracts", "pneumo_core"},
+    "search": {"pneumo_errors", "pneumo_contracts", "pneumo_core", "spaces", "results"},
 }
 PACKAGES = set(ALLOWED)
+
+#: The rooms of ``results`` and the other rooms each may import (itself aside).
+ROOMS = {
+    "board": set(),
+    "report": {"board"},
+    "serving": {"board", "report"},
+    "final": {"board", "report", "serving"},
+}
 
 
 def module_name(path: Path) -> str:
@@ -97,10 +109,58 @@ def test_every_package_arrow_points_down():
     assert not bad, f"imports against the arrows: {bad}"
 
 
+def room_of(module: str) -> str | None:
+    """``results.final.stage`` -> ``final``; None outside ``results`` or for the package."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "results" and len(parts) > 1 else None
+
+
+def arrows_between_rooms(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    bad = []
+    for module, targets in graph.items():
+        own = room_of(module)
+        if own is None:
+            continue
+        for target in targets:
+            room = room_of(target)
+            if room is not None and room != own and room not in ROOMS.get(own, set()):
+                bad.append((module, target))
+    return sorted(bad)
+
+
+def test_results_is_four_rooms():
+    """Every module of ``results`` lives in one of the four rooms (the package aside)."""
+    loose = sorted(
+        module_name(p)
+        for p in (REPO / "results").rglob("*.py")
+        if room_of(module_name(p)) not in ROOMS and module_name(p) != "results"
+    )
+    assert not loose, f"modules outside the rooms {sorted(ROOMS)}: {loose}"
+    for room in ROOMS:
+        assert (REPO / "results" / room / "__init__.py").exists(), room
+
+
+def test_every_room_arrow_points_down():
+    bad = arrows_between_rooms(project_imports())
+    assert not bad, f"imports between the rooms of results against the arrows: {bad}"
+
+
+def test_the_room_check_sees_an_upward_import():
+    graph = {"results.board.view": {"results.final.stage"}, "results.final.stage": set()}
+    assert arrows_between_rooms(graph) == [("results.board.view", "results.final.stage")]
+
+
+def test_errors_have_one_import_path():
+    """Errors come from ``pneumo_errors`` only (no re-export elsewhere)."""
+    assert not (REPO / "pneumo_core" / "errors.py").exists()
+    graph = project_imports()
+    assert not [m for m, targets in graph.items() if "pneumo_core.errors" in targets]
+
+
 def test_the_arrow_check_sees_imports_inside_functions():
     source = "def f():\n    from search.config import load_experiment\n"
-    graph = {"results.final": {m for m in imports_of(source, "results.final", False)}}
-    assert ("results.final", "search.config") in arrows_against_the_rule(graph)
+    graph = {"results.final.stage": {m for m in imports_of(source, "results.final.stage", False)}}
+    assert ("results.final.stage", "search.config") in arrows_against_the_rule(graph)
     relative = imports_of("from ..models import registry\n", "pneumo_core.train.loop", False)
     assert "pneumo_core.models.registry" in relative
 

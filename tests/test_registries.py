@@ -6,9 +6,9 @@ import pickle
 
 import pytest
 
-from pneumo_core.errors import ConfigError, UnknownNameError
 from pneumo_core.metrics import METRICS, get_metric
 from pneumo_core.models import get_model_spec, list_models
+from pneumo_errors import ConfigError, UnknownNameError
 from search.samplers import SAMPLERS, make_sampler
 from spaces import SpaceContext, list_spaces
 from spaces.registry import space_definition

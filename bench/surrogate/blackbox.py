@@ -152,7 +152,7 @@ def merge_curve(path: str | Path, header: Blackbox, curve: Curve) -> int:
     Returns:
         How many curves the file holds now.
     """
-    from results.leaderboard import locked
+    from results.board.leaderboard import locked
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -95,8 +95,8 @@ def collect_one(
 
     import_tensorflow()
     from pneumo_core.data import prepare_data
-    from pneumo_core.errors import PneumoError
     from pneumo_core.train.loop import configure_threads, train_model
+    from pneumo_errors import PneumoError
 
     configure_threads(1)
     config, space = collection_experiment(data_root, quick=quick, external=external)
@@ -120,7 +120,7 @@ def collect_one(
         data = prepare_data(train_config.data)
         result = train_model(train_config, data, on_epoch=on_epoch)
         param_count, status = result.param_count, result.status
-        if status == "early_stopped":  # no early stopping is configured; kept as it came
+        if status == "stopped_early":  # no early stopping is configured; kept as it came
             status = "completed"
         if result.model is not None and status == "completed":
             scores = proxy_scores(result.model, train_config, data, quick)
@@ -142,7 +142,7 @@ def proxy_scores(model: Any, config: Any, data: Any, quick: bool) -> dict[str, f
     """The kept model on carved test, the external set and the robustness suite (as
     ``final`` scores its candidates side by side: each at its validation threshold)."""
     from pneumo_core.data.external import prepare_external
-    from results.ensemble import side_by_side
+    from results.final.ensemble import side_by_side
 
     external = (
         prepare_external(config.data, data.class_names) if config.data.external_root else None

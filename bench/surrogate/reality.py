@@ -33,7 +33,7 @@ def real_search(
     """One real search; returns its best objective, trials and wall time."""
     import ray
 
-    from results.leaderboard import read_csv_rows
+    from results.board.leaderboard import read_csv_rows
     from search.config import load_experiment
     from search.runner import run_experiment
 

@@ -18,7 +18,7 @@ from pneumo_core.data.config import DataConfig
 from pneumo_core.data.discovery import SPLITS, ImageRecord, Listing, list_images
 from pneumo_core.data.external import external_patients
 from pneumo_core.data.splitting import carve_splits
-from pneumo_core.errors import DataError
+from pneumo_errors import DataError
 
 __all__ = ["PreparedData", "prepare_data", "problem_lines"]
 

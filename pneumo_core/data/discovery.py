@@ -6,7 +6,7 @@ Layouts:
     * ``ROOT/CLASS/*``: one pool of images that pneumo-search splits itself.
 
 Structural problems (missing root, missing or empty class folder, a class missing from a
-split) raise :class:`~pneumo_core.errors.DataError` naming the path. Individual files are
+split) raise :class:`~pneumo_errors.DataError` naming the path. Individual files are
 not opened here: decoding decides which ones are usable.
 """
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pneumo_core.data.patients import patient_id
-from pneumo_core.errors import DataError
+from pneumo_errors import DataError
 
 __all__ = ["SPLITS", "ImageRecord", "Listing", "list_images"]
 

@@ -18,7 +18,7 @@ import numpy as np
 from pneumo_core.data.cache import default_cache_dir, file_hashes, load_or_build
 from pneumo_core.data.config import DataConfig
 from pneumo_core.data.discovery import ImageRecord, list_images
-from pneumo_core.errors import DataError
+from pneumo_errors import DataError
 
 __all__ = ["ExternalSet", "external_patients", "prepare_external"]
 

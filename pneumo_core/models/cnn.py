@@ -178,7 +178,7 @@ def build_cnn(params: CNNParams, input_shape, num_classes: int, weights=None):
 
 
 def _too_small(input_shape) -> Exception:
-    from pneumo_core.errors import ConfigError
+    from pneumo_errors import ConfigError
 
     return ConfigError(
         "data.image_size",

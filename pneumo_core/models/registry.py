@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pneumo_core.configuration import from_dict
-from pneumo_core.errors import ConfigError, UnknownNameError
+from pneumo_errors import ConfigError, UnknownNameError
 
 __all__ = [
     "ModelSpec",

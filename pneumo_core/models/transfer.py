@@ -187,10 +187,10 @@ def _make_builder(name: str, backbone: Backbone):
     def build(params: BackboneParams, input_shape, num_classes: int, weights):
         import keras
 
-        from pneumo_core.errors import ConfigError
         from pneumo_core.models.heads import classifier_head
         from pneumo_core.models.layers import input_normalization, input_preprocessing
         from pneumo_core.models.weights import resolve_weights
+        from pneumo_errors import ConfigError
 
         size = input_shape[0]
         if size < backbone.min_size:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pneumo_core.errors import WeightsNotFoundError
+from pneumo_errors import WeightsNotFoundError
 
 __all__ = ["WeightsConfig", "find_weights", "keras_cache_dirs", "resolve_weights"]
 

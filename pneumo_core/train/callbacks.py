@@ -10,9 +10,9 @@ import keras
 import numpy as np
 
 from pneumo_core.data.pipeline import predict_batches
-from pneumo_core.errors import MetricError
 from pneumo_core.metrics import METRICS, bootstrap_interval, compute_metrics
 from pneumo_core.train.config import TIME_LIMIT_KEY
+from pneumo_errors import MetricError
 
 __all__ = ["EpochPrinter", "EpochTimeLimit", "ValidationMetrics"]
 

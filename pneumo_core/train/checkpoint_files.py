@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from pneumo_core.errors import CheckpointError
+from pneumo_errors import CheckpointError
 
 __all__ = ["MANIFEST_FILE", "checkpoint_index", "sha256_file", "verify_manifest"]
 

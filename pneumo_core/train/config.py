@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pneumo_contracts.status import TrialStatus
 from pneumo_core.configuration import from_dict, load_config, require, to_dict
 from pneumo_core.data.config import AugmentConfig, DataConfig
-from pneumo_core.errors import UnknownNameError
 from pneumo_core.metrics import METRICS, get_metric
 from pneumo_core.models.registry import get_model_spec
 from pneumo_core.models.weights import WeightsConfig
+from pneumo_errors import UnknownNameError
 
 __all__ = [
     "ModelConfig",
@@ -29,7 +30,7 @@ __all__ = [
 
 #: The status (``TrainResult``) and stop reason (leaderboard) of a run stopped because an
 #: epoch ran past its time limit (``search.max_epoch_s``).
-EPOCH_TIME_LIMIT = "epoch_time_limit"
+EPOCH_TIME_LIMIT = TrialStatus.EPOCH_TIME_LIMIT
 #: History-row key (the limit, in seconds) of the epoch a time limit cut short.
 TIME_LIMIT_KEY = "epoch_time_limit_s"
 

@@ -28,9 +28,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from pneumo_contracts.status import TrialStatus
 from pneumo_core.data.dataset import PreparedData
 from pneumo_core.data.families import family_folds
-from pneumo_core.errors import TrainingError
 from pneumo_core.metrics import METRICS
 from pneumo_core.train.config import TIME_LIMIT_KEY, TrainConfig
 from pneumo_core.train.loop import (
@@ -41,6 +41,7 @@ from pneumo_core.train.loop import (
     best_epoch_metrics,
     train_model,
 )
+from pneumo_errors import TrainingError
 
 __all__ = [
     "FamilyEpoch",
@@ -348,7 +349,7 @@ def train_family_folds(
         if summary is not None and summary.get("finished"):
             results[family] = TrainResult(
                 model=None,
-                status="completed",
+                status=TrialStatus.COMPLETED,
                 message="finished before the resume",
                 history=summary.get("history", []),
                 best_epoch=summary["best_epoch"],
@@ -375,7 +376,7 @@ def train_family_folds(
             results.update({f.family: f.result for f in folds if f.result is not None})
             summaries = {f: _summary_of(r) for f, r in results.items()}
             summaries.update({f.family: f.summary for f in folds})
-            diverged = [r.message for r in results.values() if r.status == "nan_loss"]
+            diverged = [r.message for r in results.values() if r.status == TrialStatus.NAN_LOSS]
             if diverged or any(not s["best_metrics"] for s in summaries.values()):
                 outcome.diverged = diverged[0] if diverged else "a fold scored no epoch"
                 return outcome

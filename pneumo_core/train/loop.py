@@ -14,10 +14,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pneumo_contracts.status import TrialStatus
 from pneumo_core.data.dataset import PreparedData
 from pneumo_core.data.imbalance import balanced_class_weights
 from pneumo_core.data.pipeline import training_dataset
-from pneumo_core.errors import CheckpointError, ConfigError, TrainingError
 from pneumo_core.metrics import METRICS
 from pneumo_core.models import create_model, fine_tune_plan, model_params
 from pneumo_core.train.callbacks import EpochTimeLimit, ValidationMetrics
@@ -28,6 +28,7 @@ from pneumo_core.train.checkpoint_files import (
     verify_manifest,
 )
 from pneumo_core.train.config import EPOCH_TIME_LIMIT, TrainConfig, TrainingConfig
+from pneumo_errors import CheckpointError, ConfigError, TrainingError
 
 __all__ = [
     "EpochState",
@@ -39,7 +40,11 @@ __all__ = [
 ]
 
 #: Status of a run that used all its epochs, stopped early, or diverged.
-COMPLETED, EARLY_STOPPED, DIVERGED = "completed", "early_stopped", "nan_loss"
+COMPLETED, EARLY_STOPPED, DIVERGED = (
+    TrialStatus.COMPLETED,
+    TrialStatus.STOPPED_EARLY,
+    TrialStatus.NAN_LOSS,
+)
 #: Status of a run stopped because an epoch ran past ``max_epoch_seconds``.
 TIME_LIMITED = EPOCH_TIME_LIMIT
 
@@ -50,7 +55,8 @@ class TrainResult:
 
     Attributes:
         model: The trained model, with the best epoch's weights.
-        status: ``completed``, ``early_stopped``, ``nan_loss`` or ``epoch_time_limit``.
+        status: A :class:`~pneumo_contracts.status.TrialStatus`: ``completed``,
+            ``stopped_early``, ``nan_loss`` or ``epoch_time_limit``.
         message: What happened, in one line (why it stopped, for ``nan_loss``).
         history: One row per epoch: ``epoch``, ``loss``, ``lr``, ``val_<metric>``...
         best_epoch: 1-based epoch with the best objective (0 if none was scored).

@@ -1,5 +1,5 @@
 """Out-of-fold predictions over the train split: each image scored by a model that never
-trained on its patient (the input of the label-noise audit, :mod:`results.label_audit`)."""
+trained on its patient (the input of the label-noise audit, :mod:`results.final.label_audit`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
+from pneumo_contracts.status import TrialStatus
 from pneumo_core.data.dataset import PreparedData
 from pneumo_core.data.pipeline import predict_batches
-from pneumo_core.errors import TrainingError
 from pneumo_core.train.config import TrainConfig
 from pneumo_core.train.loop import train_model
+from pneumo_errors import TrainingError
 
 __all__ = ["out_of_fold_probs"]
 
@@ -52,7 +53,7 @@ def out_of_fold_probs(
     for k, (fit, held) in enumerate(splitter.split(train, groups=groups)):
         fold = dataclasses.replace(data, splits={**data.splits, "train": train[fit]})
         result = train_model(config, fold)
-        if result.status == "nan_loss":
+        if result.status == TrialStatus.NAN_LOSS:
             raise TrainingError(f"out-of-fold model {k + 1} diverged: {result.message}")
         probs[held] = predict_batches(result.model, np.asarray(data.images[train[held]]))
         log(f"out-of-fold {k + 1}/{folds}: {held.size} images scored ({result.message})")

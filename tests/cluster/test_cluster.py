@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from pneumo_core.configuration import from_dict
-from results.leaderboard import read_csv_rows
+from results.board.leaderboard import read_csv_rows
 from search.config import ExperimentConfig
 from tests.conftest import REPO, SMALL_SPACE
 from tests.search.conftest import experiment_dict

@@ -6,8 +6,8 @@ from typing import Literal
 import pytest
 
 from pneumo_core.configuration import from_dict, load_yaml, require
-from pneumo_core.errors import ConfigError
 from pneumo_core.train.config import TrainConfig, load_train_config
+from pneumo_errors import ConfigError
 
 
 @dataclass(frozen=True)

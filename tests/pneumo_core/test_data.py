@@ -13,7 +13,7 @@ from pneumo_core.data.config import DEFAULT_PATIENT_REGEX
 from pneumo_core.data.external import external_patients, prepare_external
 from pneumo_core.data.patients import patient_id
 from pneumo_core.data.splitting import carve_splits
-from pneumo_core.errors import ConfigError, DataError
+from pneumo_errors import ConfigError, DataError
 from tests.conftest import make_dataset, write_image
 
 

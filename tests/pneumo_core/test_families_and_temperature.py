@@ -88,7 +88,7 @@ def test_platt_scaling_undoes_the_shift_class_weights_make_and_temperature_canno
 
 
 def test_confident_learning_flags_flipped_labels_first():
-    from results.label_audit import flag_label_issues
+    from results.final.label_audit import flag_label_issues
 
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 2, 300)
@@ -106,7 +106,7 @@ def test_confident_learning_flags_flipped_labels_first():
 
 def test_train_exclude_leaves_listed_images_out_of_training_only(tmp_path):
     from pneumo_core.data import DataConfig, prepare_data
-    from pneumo_core.errors import DataError
+    from pneumo_errors import DataError
     from tests.conftest import make_dataset
 
     root = make_dataset(tmp_path / "d", patients_per_class=6)

@@ -6,7 +6,6 @@ import pytest
 
 from pneumo_core.data import DataConfig, prepare_data
 from pneumo_core.data.families import acquisition_family
-from pneumo_core.errors import ConfigError
 from pneumo_core.train.config import ModelConfig, ObjectiveConfig, TrainConfig, TrainingConfig
 from pneumo_core.train.family_out import (
     family_fold_data,
@@ -14,6 +13,7 @@ from pneumo_core.train.family_out import (
     load_family_resume,
     train_family_folds,
 )
+from pneumo_errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_lockstep_reports_every_epoch_and_resumes_where_it_stopped(mini32, tmp_p
 
 
 def test_a_dataset_whose_classes_have_one_family_each_is_refused_by_name(tmp_path):
-    from pneumo_core.errors import TrainingError
+    from pneumo_errors import TrainingError
     from tests.conftest import make_dataset
 
     root = make_dataset(tmp_path / "d", patients_per_class=6)  # IM- normals, bacteria only

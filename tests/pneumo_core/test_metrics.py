@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from pneumo_core.errors import MetricError
 from pneumo_core.metrics import (
     METRICS,
     bootstrap_interval,
@@ -16,6 +15,7 @@ from pneumo_core.metrics import (
     wilson_interval,
     youden_threshold,
 )
+from pneumo_errors import MetricError
 
 Y = np.array([0, 0, 0, 1, 1, 1])
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pneumo_core.errors import ConfigError, WeightsNotFoundError
 from pneumo_core.models import WeightsConfig, create_model, get_model_spec, list_models
 from pneumo_core.models.transfer import BACKBONES
+from pneumo_errors import ConfigError, WeightsNotFoundError
 from tests.conftest import WEIGHTS
 
 MOBILENET_FILE = "mobilenet_2_5_224_tf_no_top.h5"

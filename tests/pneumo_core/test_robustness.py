@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from pneumo_core import robustness
-from pneumo_core.errors import ConfigError
 from pneumo_core.robustness import (
     SEVERITIES,
     apply_shift,
@@ -14,6 +13,7 @@ from pneumo_core.robustness import (
     list_shifts,
     robustness_table,
 )
+from pneumo_errors import ConfigError
 
 
 def _images(channels: int = 1, count: int = 6, size: int = 48) -> np.ndarray:

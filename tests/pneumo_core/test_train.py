@@ -225,7 +225,7 @@ def test_mixup_blends_images_and_labels_within_a_batch(mini64):
 
 
 def test_label_smoothing_and_mixup_train_and_refuse_more_than_two_classes(mini64, tmp_path):
-    from pneumo_core.errors import ConfigError
+    from pneumo_errors import ConfigError
     from tests.conftest import make_dataset
 
     result = train_model(small_cnn(epochs=1, label_smoothing=0.1, mixup=0.2), mini64)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from pneumo_core.configuration import from_dict
-from results.leaderboard import read_csv_rows
+from results.board.leaderboard import read_csv_rows
 from search.config import ExperimentConfig
 from tests.cluster.test_cluster import cluster_experiment
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pneumo_core.errors import CheckpointError
 from pneumo_core.runtime import import_tensorflow
-from results.leaderboard import read_csv_rows
+from pneumo_errors import CheckpointError
+from results.board.leaderboard import read_csv_rows
 from search.repair import referenced_checkpoints
 from tests.conftest import REPO
 from tests.reliability.test_trial_faults import start

@@ -12,7 +12,7 @@ import math
 import multiprocessing
 import random
 
-from results.leaderboard import merge_rows, rank_rows, read_csv_rows
+from results.board.leaderboard import merge_rows, rank_rows, read_csv_rows
 
 WRITERS = 4
 ROWS_PER_WRITER = 30

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pneumo_core.configuration import from_dict
-from results.leaderboard import read_csv_rows
+from results.board.leaderboard import read_csv_rows
 from search.config import ExperimentConfig
 from search.guard import GUARD_FILE
 from search.runner import run_experiment
@@ -131,8 +131,8 @@ def test_resume_accepts_keys_a_later_version_added_at_their_default(finished_run
 def test_resume_may_change_how_the_final_runs_but_not_what_was_searched(mini_root, tmp_path):
     import dataclasses
 
-    from pneumo_core.errors import ConfigError
-    from results.final_options import FinalOptions
+    from pneumo_errors import ConfigError
+    from results.final.options import FinalOptions
     from search.guard import check_guard, write_guard
 
     config = from_dict(ExperimentConfig, experiment_dict(mini_root, tmp_path / "runs" / "x"))

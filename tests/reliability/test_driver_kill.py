@@ -13,7 +13,7 @@ import cloudpickle
 import optuna
 import pytest
 
-from results.leaderboard import read_csv_rows
+from results.board.leaderboard import read_csv_rows
 from tests.conftest import REPO
 from tests.search.conftest import TINY_SPACE, experiment_dict, kill_marked, write_experiment
 
@@ -165,7 +165,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(mini_root, tmp_path, cli_env):
 def test_a_trial_tune_forgot_is_closed_as_failed_not_left_running(tmp_path):
     from types import SimpleNamespace
 
-    from results.leaderboard import merge_rows
+    from results.board.leaderboard import merge_rows
     from search.callbacks import LeaderboardCallback
 
     merge_rows(tmp_path / "leaderboard.csv", [

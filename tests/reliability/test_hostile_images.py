@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from pneumo_core.data import DataConfig, prepare_data
-from results.leaderboard import read_csv_rows
+from results.board.leaderboard import read_csv_rows
 from search.runner import run_experiment
 from tests.conftest import make_dataset
 from tests.search.conftest import experiment_dict

@@ -19,7 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from results.leaderboard import read_csv_rows
+from results.board.leaderboard import read_csv_rows
 from search.repair import referenced_checkpoints
 from tests.conftest import REPO
 from tests.search.conftest import experiment_dict, processes_with_marker, write_experiment

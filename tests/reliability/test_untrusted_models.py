@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pneumo_core.errors import PneumoError
 from pneumo_core.runtime import import_tensorflow
-from results.export import CARD_FILE, MODEL_FILE, load_exported, sha256_of
-from results.predict import predict_files
+from pneumo_errors import PneumoError
+from results.serving.export import CARD_FILE, MODEL_FILE, load_exported, sha256_of
+from results.serving.predict import predict_files
 from tests.conftest import REPO, write_image
 
 tf = import_tensorflow()

@@ -23,7 +23,7 @@ def cli(*args: str, env=None, timeout=300) -> subprocess.CompletedProcess:
 def final_outcome(searched_run):
     """``final`` on that search: top 2 configurations retrained, 200 bootstrap resamples,
     with the family-out check and a 2-fold label audit."""
-    from results.final import FinalOptions
+    from results.final.stage import FinalOptions
     from search.final_stage import run_final
 
     return run_final(

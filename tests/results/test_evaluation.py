@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from results.evaluation import (
+from results.report.evaluation import (
     binary_evaluation,
     calibration,
     confusion_counts,
@@ -79,7 +79,7 @@ def test_threshold_summary_rows():
 
 
 def test_calibration_has_ece_bin_counts_and_a_brier_interval():
-    from results.evaluation import calibration
+    from results.report.evaluation import calibration
 
     y = [0, 0, 1, 1, 1, 0, 1, 0]
     p = [0.05, 0.05, 0.95, 0.95, 0.65, 0.65, 0.65, 0.65]
@@ -92,7 +92,7 @@ def test_calibration_has_ece_bin_counts_and_a_brier_interval():
 
 
 def test_ppv_and_npv_follow_prevalence():
-    from results.model_card import ppv_npv
+    from results.report.model_card import ppv_npv
 
     low, high = ppv_npv(0.95, 0.9, 0.05), ppv_npv(0.95, 0.9, 0.5)
     assert low["ppv"] == pytest.approx(0.0475 / (0.0475 + 0.095))

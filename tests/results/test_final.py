@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from pneumo_core.errors import PneumoError
 from pneumo_core.robustness import list_shifts
+from pneumo_errors import PneumoError
 from tests.results.conftest import cli
 
 pytestmark = pytest.mark.slow
@@ -203,7 +203,7 @@ def test_the_saved_model_serves_the_same_probabilities(final_outcome, mini_root)
 
 
 def test_model_card_describes_the_model(final_outcome):
-    from results.export import sha256_of
+    from results.serving.export import sha256_of
 
     card = json.loads((final_outcome.model_dir / "model_card.json").read_text())
     report = final_outcome.report
@@ -243,7 +243,7 @@ def test_model_card_describes_the_model(final_outcome):
 
 
 def test_a_changed_model_file_is_refused(final_outcome, tmp_path):
-    from results.export import load_exported
+    from results.serving.export import load_exported
 
     copy = tmp_path / "model"
     shutil.copytree(final_outcome.model_dir, copy)
@@ -291,7 +291,7 @@ def test_explain_maps_the_predicted_class_or_the_one_asked_with_a_colour_bar(
 ):
     from PIL import Image
 
-    from results.predict import predict_files
+    from results.serving.predict import predict_files
 
     image = sorted((mini_root / "test" / "PNEUMONIA").iterdir())[0]
     predicted = predict_files(final_outcome.model_dir, [image])[0]["label"]
@@ -319,7 +319,7 @@ def test_explain_warns_when_the_map_is_flat(tmp_path, mini_root):
     """A model whose output ignores the image gets a flat map, and says so."""
     import keras
 
-    from results.export import export_model
+    from results.serving.export import export_model
 
     inputs = keras.Input((32, 32, 1))
     features = keras.layers.Conv2D(2, 3, kernel_initializer="zeros", name="conv")(inputs)
@@ -367,8 +367,8 @@ def test_an_ensemble_is_reported_beside_its_members_and_serves_through_predict(
 ):
     import keras
 
-    from results.export import load_exported
-    from results.final import FinalOptions
+    from results.final.stage import FinalOptions
+    from results.serving.export import load_exported
     from search.final_stage import run_final
 
     run = tmp_path / "small"
@@ -435,9 +435,9 @@ def test_an_ensemble_is_reported_beside_its_members_and_serves_through_predict(
 
 
 def test_final_retrains_at_another_resolution_when_asked(searched_run):
-    from results.candidates import ranked_candidates, retrain
-    from results.final_options import FinalOptions
-    from results.leaderboard import read_csv_rows
+    from results.board.leaderboard import read_csv_rows
+    from results.final.candidates import ranked_candidates, retrain
+    from results.final.options import FinalOptions
     from search.config import load_experiment
 
     record = load_experiment(searched_run / "experiment.yaml").record()
@@ -449,7 +449,7 @@ def test_final_retrains_at_another_resolution_when_asked(searched_run):
 
 
 def test_final_keeps_the_cost_guard_of_the_search_and_of_its_flag(searched_run, final_outcome):
-    from results.final_options import FinalOptions
+    from results.final.options import FinalOptions
     from search.final_stage import run_final
 
     # the search had no limit, so neither had its final (the report says which it used)

@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from pneumo_core.errors import PneumoError
-from results.board_view import render_leaderboard
-from results.leaderboard import TrialRecord, leaderboard_rows, read_csv_rows, write_csv_atomic
+from pneumo_errors import PneumoError
+from results.board.leaderboard import TrialRecord, leaderboard_rows, read_csv_rows, write_csv_atomic
+from results.board.view import render_leaderboard
 
 
 def record(trial_id: str, values: list[float], status="completed", **params) -> TrialRecord:
@@ -96,7 +96,7 @@ def test_json_leaderboard_is_typed_numbers_lists_and_nulls(tmp_path):
 
 
 def test_trials_rows_carry_each_trials_hyperparameters():
-    from results.leaderboard import trials_rows
+    from results.board.leaderboard import trials_rows
 
     rows = trials_rows([record("b", [0.5, 0.6], **{"model.name": "cnn", "training.lr": 0.1})])
     assert [r["epoch"] for r in rows] == [1, 2]

@@ -10,9 +10,9 @@ import pytest
 
 from pneumo_core.metrics import roc_auc
 from pneumo_core.train.config import ObjectiveConfig, TrainConfig
-from results.candidates import Retrained
-from results.ensemble import ensemble_members
-from results.selection import ranked_runs, select_run, tied_runs
+from results.final.candidates import Retrained
+from results.final.ensemble import ensemble_members
+from results.final.selection import ranked_runs, select_run, tied_runs
 
 LABELS = np.repeat([0, 1], 60)
 
@@ -57,8 +57,8 @@ def test_candidates_inside_the_best_interval_are_ties_and_the_simplest_is_kept()
 
 
 def test_an_unknown_rule_is_refused_by_its_key():
-    from pneumo_core.errors import ConfigError
-    from results.final_options import FinalOptions
+    from pneumo_errors import ConfigError
+    from results.final.options import FinalOptions
 
     with pytest.raises(ConfigError, match="select"):
         FinalOptions(select="luck")
@@ -75,7 +75,7 @@ class Fixed:
 
 
 def test_greedy_ensemble_selection_adds_what_helps_the_mean_on_validation():
-    from results.ensemble import greedy_members
+    from results.final.ensemble import greedy_members
 
     rng = np.random.default_rng(3)
     noise = [rng.normal(0, 0.35, LABELS.size) for _ in range(3)]
@@ -95,7 +95,7 @@ def test_greedy_ensemble_selection_adds_what_helps_the_mean_on_validation():
 def test_a_member_picked_twice_weighs_twice_in_the_exported_ensemble():
     import keras
 
-    from results.ensemble import build_ensemble
+    from results.final.ensemble import build_ensemble
 
     def constant(value: float, name: str):
         inputs = keras.Input((4, 4, 1))
@@ -171,7 +171,7 @@ def test_the_suite_rule_keeps_the_tied_candidate_that_survives_the_shifts():
 
 
 def test_the_report_lists_what_the_suite_rule_compared():
-    from results.report_families import section_selection
+    from results.report.families import section_selection
 
     tied = [
         {"run": "a/0", "trial_id": "a", "seed": 0, "value": 0.97, "param_count": 9,
@@ -198,8 +198,8 @@ def board_row(trial_id: str, rank: int, median: str, stop: str = "", width: int 
 
 
 def test_the_cost_guard_skips_trials_past_the_per_epoch_limit_and_says_which(tmp_path):
-    from pneumo_core.errors import PneumoError
-    from results.candidates import ranked_candidates
+    from pneumo_errors import PneumoError
+    from results.final.candidates import ranked_candidates
 
     rows = [
         board_row("slow", 1, "1194.0", width=1),

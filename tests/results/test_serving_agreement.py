@@ -84,9 +84,9 @@ def test_predict_the_card_recipe_the_bytes_signature_and_an_ensemble_agree(
 ):
     import keras
 
-    from results.ensemble import build_ensemble
-    from results.export import export_model, load_exported, read_card
-    from results.predict import predict_files
+    from results.final.ensemble import build_ensemble
+    from results.serving.export import export_model, load_exported, read_card
+    from results.serving.predict import predict_files
 
     files = fifty_images(mini_root)
     assert len(files) == 50
@@ -128,7 +128,7 @@ def test_predict_the_card_recipe_the_bytes_signature_and_an_ensemble_agree(
 
 
 def test_the_card_documents_both_signatures_and_hashes_every_file(final_outcome):
-    from results.export import read_card, sha256_of, tree_sha256
+    from results.serving.export import read_card, sha256_of, tree_sha256
 
     card = read_card(final_outcome.model_dir)
     saved = card["files"]["saved_model"]

@@ -105,7 +105,7 @@ def test_shipped_experiments_are_valid(monkeypatch):
 def test_final_takes_the_experiment_final_section_and_each_flag_replaces_its_key(
     mini_root, tmp_path
 ):
-    from pneumo_core.errors import ConfigError
+    from pneumo_errors import ConfigError
     from search.cli import FINAL_FLAGS, build_parser, final_flags
     from search.final_stage import final_options
 

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from pneumo_core.configuration import from_dict
-from results.leaderboard import read_csv_rows
+from results.board.leaderboard import read_csv_rows
 from search.config import ExperimentConfig
 from search.runner import run_experiment
 from tests.search.conftest import experiment_dict

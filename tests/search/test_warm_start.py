@@ -15,8 +15,8 @@ import optuna
 import pytest
 
 from pneumo_core.configuration import from_dict
-from pneumo_core.errors import ConfigError
-from results.leaderboard import read_csv_rows
+from pneumo_errors import ConfigError
+from results.board.leaderboard import read_csv_rows
 from search.config import ExperimentConfig
 from search.experiment_space import experiment_space
 from search.runner import run_experiment

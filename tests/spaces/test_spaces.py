@@ -5,8 +5,8 @@ import importlib.util
 import optuna
 import pytest
 
-from pneumo_core.errors import ConfigError
 from pneumo_core.models.weights import WeightsConfig
+from pneumo_errors import ConfigError
 from search.config import ExperimentConfig
 from search.experiment_space import space_context, validate_space
 from search.samplers import SAMPLERS, make_sampler

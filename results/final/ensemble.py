@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from results.candidates import Retrained, kept_runs
+from results.final.candidates import Retrained, kept_runs
 
 __all__ = [
     "TTA_VIEWS",
@@ -38,7 +38,7 @@ def ensemble_members(
     With ``ensemble`` >= 2 but fewer than two usable configurations, the single best.
     With ``greedy``, the members are chosen by :func:`greedy_members` (a run may count
     more than once: its weight). With ``ranked`` (a selection rule's order of the tied
-    runs, :func:`results.selection.ranked_runs`), the members are taken from that order
+    runs, :func:`results.final.selection.ranked_runs`), the members are taken from that order
     first, then from the rest by validation objective: one run per trial, each on the
     chosen run's images.
     """

@@ -1,10 +1,10 @@
-"""The report's "Acquisition families" section (:mod:`results.family_check`'s numbers)."""
+"""The report's "Acquisition families" section (:mod:`results.final.family_check`'s numbers)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from results.html_parts import fmt, table
+from results.report.html_parts import fmt, table
 
 __all__ = ["section_families"]
 

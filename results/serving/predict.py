@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from pneumo_core.data.decode import BadImageError, decode_image
-from pneumo_core.errors import PneumoError
-from results.export import load_exported
-from results.leaderboard import csv_text, write_csv_atomic
+from pneumo_errors import PneumoError
+from results.board.leaderboard import csv_text, write_csv_atomic
+from results.serving.export import load_exported
 
 __all__ = ["collect_files", "explain_image", "predict_files", "predictions_csv", "walk_inputs"]
 
@@ -165,7 +165,7 @@ def explain_image(
     model, card = load_exported(model_dir)
     from pneumo_core.data.pipeline import predict_batches
     from pneumo_core.explain import grad_cam
-    from results.plots import gradcam_figure
+    from results.report.plots import gradcam_figure
 
     classes = list(card["class_names"])
     if explain_class is not None and explain_class not in classes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from results.html_parts import esc, fmt, table
+from results.report.html_parts import esc, fmt, table
 
 __all__ = ["after_scaling", "calibration_note"]
 

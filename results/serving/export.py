@@ -12,10 +12,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pneumo_core.errors import PneumoError
+from pneumo_contracts.run_folder import FINAL_DIR
 from pneumo_core.train.checkpoint_files import sha256_file
-from results.run_folder import FINAL_DIR
-from results.serving import BYTES_SIGNATURE, SIGNATURES, serving_examples, write_saved_model
+from pneumo_errors import PneumoError
+from results.serving.saved_model import (
+    BYTES_SIGNATURE,
+    SIGNATURES,
+    serving_examples,
+    write_saved_model,
+)
 
 __all__ = [
     "CARD_FILE",

@@ -1,17 +1,12 @@
-"""The run folder's contract: the names of its files, and what a search hands the final stage.
+"""The run folder's contract: the names of its files.
 
 A run folder (``runs/NAME``) is written by ``search`` and read by ``results``; both take
 the file names from here, the one place they are written. ``results`` never reads the
 experiment file itself (parsing it is the search's job): the search hands the final stage a
-:class:`SearchRecord`, made by ``ExperimentConfig.record()``.
+:class:`results.final.record.SearchRecord`, made by ``ExperimentConfig.record()``.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any
-
-from pneumo_core.train.config import TrainConfig
 
 __all__ = [
     "DATA_SUMMARY_FILE",
@@ -22,12 +17,11 @@ __all__ = [
     "LEADERBOARD_FILE",
     "OPTUNA_FILE",
     "TRIALS_FILE",
-    "SearchRecord",
 ]
 
 #: The experiment as the search ran it (absolute paths), written once at the start.
 EXPERIMENT_FILE = "experiment.yaml"
-#: One row per trial, ranked (``results.leaderboard``).
+#: One row per trial, ranked (``results.board.leaderboard``).
 LEADERBOARD_FILE = "leaderboard.csv"
 #: One row per trial and epoch.
 TRIALS_FILE = "trials.csv"
@@ -49,29 +43,3 @@ DRIVER_FILES = (
     DATA_SUMMARY_FILE,
     GUARD_FILE,
 )
-
-
-@dataclass(frozen=True)
-class SearchRecord:
-    """What the final stage needs of a search, handed over by the search.
-
-    Attributes:
-        name: The experiment's name.
-        seed: The search's seed (retraining seeds start there; the report's bootstrap uses it).
-        base: The training configuration every trial started from (the trials' epoch
-            budget, seed ``seed``).
-        experiment: The experiment as plain values (shown in the report).
-    """
-
-    name: str
-    seed: int
-    base: TrainConfig
-    experiment: dict[str, Any] = field(default_factory=dict)
-
-    def trial_config(self, values: dict[str, Any], seed: int) -> TrainConfig:
-        """A trial's training configuration: ``base`` with ``values`` in place.
-
-        Raises:
-            ConfigError: A value is invalid for its key.
-        """
-        return self.base.with_values(values, seed)

@@ -2,21 +2,21 @@
 
 :func:`final_stage` is a short sequence of named steps, each in a module with one job:
 
-1. **Retrain** (:mod:`results.candidates`): the top K ranked configurations of the run's
+1. **Retrain** (:mod:`results.final.candidates`): the top K ranked configurations of the run's
    leaderboard, each with N seeds on the train split, early stopping on validation exactly
    as a trial trains (seed ``search.seed + i``, so seed 0 repeats the trial); the run best
    on validation is chosen.
-2. **Ensemble and TTA** (:mod:`results.ensemble`): with ``--ensemble``/``--tta`` the
+2. **Ensemble and TTA** (:mod:`results.final.ensemble`): with ``--ensemble``/``--tta`` the
    exported model averages members and views; the candidates are compared side by side.
-3. **Evaluate** (:mod:`results.final_report`): the operating threshold is chosen on the
+3. **Evaluate** (:mod:`results.final.assemble`): the operating threshold is chosen on the
    **validation** split (the highest whose sensitivity reaches the target; 0.5 and Youden
    beside it); the test split is predicted once, at the end: nothing is chosen on it.
-4. **Report and export** (:mod:`results.final_report`, :mod:`results.report_html`,
-   :mod:`results.model_card`, :mod:`results.export`): ``final/report.json``,
+4. **Report and export** (:mod:`results.final.assemble`, :mod:`results.report.html`,
+   :mod:`results.report.model_card`, :mod:`results.serving.export`): ``final/report.json``,
    ``final/report.html``, both splits' predictions, plots, a Grad-CAM gallery of the worst
    errors, and the model in ``final/model``.
 
-The search hands this stage a :class:`~results.run_folder.SearchRecord` (``results`` never
+The search hands this stage a :class:`~results.final.record.SearchRecord` (``results`` never
 parses the experiment file); ``search.final_stage.run_final`` does that for a run folder.
 """
 
@@ -32,21 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from results.candidates import (
-    Retrained,
-    ranked_candidates,
-    retrain,
-)
-from results.ensemble import (
-    TTA_VIEWS,
-    build_ensemble,
-    candidate_models,
-    ensemble_members,
-    side_by_side,
-)
-from results.family_check import families_on_test, held_out_families
-from results.final_options import FinalOptions
-from results.final_report import (
+from pneumo_contracts.run_folder import FINAL_DIR, LEADERBOARD_FILE
+from results.board.leaderboard import read_csv_rows
+from results.final.assemble import (
     PREDICTION_FILES,
     assemble_report,
     gallery,
@@ -54,10 +42,23 @@ from results.final_report import (
     score_exported,
     write_predictions,
 )
-from results.label_audit import label_audit
-from results.leaderboard import read_csv_rows
-from results.run_folder import FINAL_DIR, LEADERBOARD_FILE, SearchRecord
-from results.selection import ranked_runs, select_run
+from results.final.candidates import (
+    Retrained,
+    ranked_candidates,
+    retrain,
+)
+from results.final.ensemble import (
+    TTA_VIEWS,
+    build_ensemble,
+    candidate_models,
+    ensemble_members,
+    side_by_side,
+)
+from results.final.family_check import families_on_test, held_out_families
+from results.final.label_audit import label_audit
+from results.final.options import FinalOptions
+from results.final.record import SearchRecord
+from results.final.selection import ranked_runs, select_run
 
 __all__ = [
     "FINAL_DIR",
@@ -141,7 +142,7 @@ class ExportedModel:
     Attributes:
         model: One Keras model (a single model, or the ensemble/TTA wrapper).
         members: The retrainings it is made of.
-        comparison: :func:`results.ensemble.side_by_side`'s result, or None for a lone
+        comparison: :func:`results.final.ensemble.side_by_side`'s result, or None for a lone
             single model.
     """
 
@@ -175,7 +176,7 @@ def final_stage(
     from pneumo_core.runtime import import_tensorflow
 
     import_tensorflow()
-    from results.search_summary import summarize_search
+    from results.board.summary import summarize_search
 
     options = options or FinalOptions()
     start = time.perf_counter()
@@ -319,8 +320,8 @@ def _write_outputs(
     options: FinalOptions,
 ) -> None:
     """Predictions, the Grad-CAM gallery and the exported model with its card."""
-    from results.export import export_model, read_card
-    from results.model_card import model_card
+    from results.report.model_card import model_card
+    from results.serving.export import export_model, read_card
 
     data = chosen.data
     for split, probs in (("val", scores.val), ("test", scores.test)):
@@ -335,7 +336,7 @@ def _write_outputs(
         report,
         options.target_sensitivity,
         members=exported.members,
-        tta=options.tta,
+        tta_views=TTA_VIEWS if options.tta else (),
     )
     export_model(exported.model, folder / "model", card)
     report["model"] = {"folder": "model", "card": "model/model_card.json"}
@@ -344,7 +345,7 @@ def _write_outputs(
 
 def _write_report(folder: Path, report: dict[str, Any]) -> dict[str, Any]:
     """Writes ``report.json`` and ``report.html``; returns the report as written."""
-    from results.report_html import write_report
+    from results.report.html import write_report
 
     report = plain(report)
     (folder / REPORT_JSON).write_text(json.dumps(report, indent=2, allow_nan=False))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pneumo_core.configuration import require
 
-#: The rules ``final --select`` accepts (:mod:`results.selection`).
+#: The rules ``final --select`` accepts (:mod:`results.final.selection`).
 SELECTION_RULES = ("objective", "simplest", "family", "suite")
 
 __all__ = ["FinalOptions"]
@@ -38,19 +38,19 @@ class FinalOptions:
         greedy: With ``ensemble``, choose the members by Caruana's greedy selection on
             validation (with replacement, up to ``ensemble`` picks, from the ``top``
             retrained candidates) instead of the K best.
-        label_audit: 0 (off), or K >= 2: the label-noise audit (:mod:`results.label_audit`)
+        label_audit: 0 (off), or K >= 2: the label-noise audit (:mod:`results.final.label_audit`)
             with K out-of-fold retrainings of the chosen configuration over the train split.
         family_check: Also retrain the chosen configuration once per acquisition family
-            held out of training and score it on that family (:mod:`results.family_check`;
+            held out of training and score it on that family (:mod:`results.final.family_check`;
             about 3 more retrainings).
         select: How the kept model is chosen among the retrained candidates tied with the
-            best within its validation interval (:mod:`results.selection`): ``objective``
+            best within its validation interval (:mod:`results.final.selection`): ``objective``
             (the best on validation), ``simplest`` (fewest parameters: the
             one-standard-error rule), ``family`` (best worst held-out family) or ``suite``
             (best robustness-suite mean on the validation images).
         max_epoch_s: The cost guard: only trials whose median epoch took at most this many
             seconds in the search, and that its time limit did not stop, are retrained
-            (:func:`results.candidates.ranked_candidates`); None: the search's
+            (:func:`results.final.candidates.ranked_candidates`); None: the search's
             ``search.max_epoch_s``; 0: no limit.
         tta: Test-time augmentation: the exported model (single or ensemble) also averages
             over :data:`TTA_VIEWS`; reported beside the model without it.

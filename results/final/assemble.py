@@ -3,7 +3,7 @@
 Nothing here chooses anything on the test split: the operating threshold comes from
 validation (:func:`score_exported`), then the test split (and the external set) are scored
 at it, and :func:`assemble_report` gathers the final stage's results into ``report.json``'s
-content (``results.report_html`` renders it).
+content (``results.report.html`` renders it).
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from pneumo_core.configuration import to_dict
-from results.candidates import Retrained
-from results.ensemble import TTA_VIEWS
-from results.evaluation import (
+from results.final.candidates import Retrained
+from results.final.ensemble import TTA_VIEWS
+from results.final.options import FinalOptions
+from results.final.record import SearchRecord
+from results.report.evaluation import (
     binary_evaluation,
     calibration,
     curves,
@@ -29,8 +31,6 @@ from results.evaluation import (
     subgroup_of,
     threshold_summary,
 )
-from results.final_options import FinalOptions
-from results.run_folder import SearchRecord
 
 __all__ = [
     "PREDICTION_FILES",
@@ -113,7 +113,7 @@ def temperature_scaling(
 
     Reported only: the exported model's probabilities are not changed (the temperature
     keeps the images' order, so AUC and the decisions at the threshold stay the same).
-    ``before`` is the test split's :func:`results.evaluation.calibration`, computed already.
+    ``before`` is the test split's :func:`results.report.evaluation.calibration`, computed already.
     The ``platt`` entry is the same for Platt scaling (a temperature plus a bias,
     :func:`pneumo_core.calibration.fit_platt`), which can undo the shift class weights make.
     """
@@ -198,14 +198,14 @@ def assemble_report(
     Args:
         run_dir: The run folder.
         record: What the search handed over.
-        search_summary: :func:`results.search_summary.summarize_search`'s result.
+        search_summary: :func:`results.board.summary.summarize_search`'s result.
         options: The final stage's options.
         runs: Every retraining.
         chosen: The best retraining.
         members: The exported model's members (``[chosen]`` for a single model).
         scores: The exported model's probabilities and thresholds.
         external: The external set, or None.
-        comparison: :func:`results.ensemble.side_by_side`'s result, or None.
+        comparison: :func:`results.final.ensemble.side_by_side`'s result, or None.
         robustness: The robustness table of the test split, or None.
     """
     from pneumo_core.environment import describe_environment

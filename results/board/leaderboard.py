@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pneumo_contracts.run_folder import LEADERBOARD_FILE, TRIALS_FILE
+from pneumo_contracts.status import TrialStatus
 from pneumo_core.metrics import METRICS
-from results.run_folder import LEADERBOARD_FILE, TRIALS_FILE
 
 __all__ = [
     "LEADERBOARD_FILE",
@@ -55,7 +56,7 @@ __all__ = [
     "write_csv_atomic",
 ]
 
-STATUSES = ("completed", "stopped_early", "failed", "running")
+STATUSES = TrialStatus.board_values()
 METRIC_NAMES = list(METRICS)
 
 
@@ -79,7 +80,7 @@ class TrialRecord:
 
     trial_id: str
     params: dict[str, Any] = field(default_factory=dict)
-    status: str = "running"
+    status: str = TrialStatus.RUNNING
     stop_reason: str = ""
     error: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)

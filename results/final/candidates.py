@@ -16,11 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from pneumo_core.errors import PneumoError
+from pneumo_contracts.run_folder import LEADERBOARD_FILE
+from pneumo_contracts.status import TrialStatus
 from pneumo_core.train.config import EPOCH_TIME_LIMIT
-from results.final_options import FinalOptions
-from results.leaderboard import is_finite, row_params
-from results.run_folder import LEADERBOARD_FILE, SearchRecord
+from pneumo_errors import PneumoError
+from results.board.leaderboard import is_finite, row_params
+from results.final.options import FinalOptions
+from results.final.record import SearchRecord
 
 __all__ = ["Retrained", "best_run", "kept_runs", "ranked_candidates", "retrain", "usable"]
 
@@ -195,7 +197,7 @@ def kept_runs(runs: list[Retrained], ensemble: int) -> list[Retrained]:
 
 def usable(run: Retrained) -> bool:
     """Whether a retraining can be chosen: it did not diverge and was scored."""
-    return run.result.status != "nan_loss" and bool(np.isfinite(run.value))
+    return run.result.status != TrialStatus.NAN_LOSS and bool(np.isfinite(run.value))
 
 
 def best_run(runs: list[Retrained]) -> Retrained:

@@ -71,7 +71,7 @@ def held_out_families(chosen, log: Callable[[str], None]) -> dict[str, Any]:
     """Retrains the chosen configuration once per family held out; scores each on it.
 
     Args:
-        chosen: The chosen :class:`~results.candidates.Retrained` (its config and data).
+        chosen: The chosen :class:`~results.final.candidates.Retrained` (its config and data).
         log: Where progress lines go.
 
     Returns:

@@ -55,7 +55,7 @@ def label_audit(
     """Runs the audit for the chosen configuration; writes the CSV and thumbnails.
 
     Args:
-        chosen: The chosen :class:`~results.candidates.Retrained` (config and data).
+        chosen: The chosen :class:`~results.final.candidates.Retrained` (config and data).
         folds: Out-of-fold parts (one retraining each).
         folder: The final stage's folder (``label_issues.csv``, ``label_issues/``).
         shown: Thumbnails written (the most suspicious).

@@ -9,7 +9,7 @@ over the validation images). Among them, the rule decides:
 - ``objective``: the best on validation (ties ignored; the behaviour before issue 16);
 - ``simplest``: the one-standard-error rule's choice, the fewest parameters;
 - ``family``: the best worst-family score, each tied candidate retrained once per
-  acquisition family held out (:mod:`results.family_check`; 3 or 4 retrainings each).
+  acquisition family held out (:mod:`results.final.family_check`; 3 or 4 retrainings each).
 - ``suite``: the best robustness-suite mean rw_auc on the **validation** images (every
   shift at severity 2, the same shifted images for every candidate; no retraining). Over
   the collected configurations this tie-break kept the external set's scores rising with
@@ -23,8 +23,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from results.candidates import Retrained, best_run, usable
-from results.final_options import SELECTION_RULES
+from results.final.candidates import Retrained, best_run, usable
+from results.final.options import SELECTION_RULES
 
 __all__ = ["SELECTION_RULES", "ranked_runs", "select_run", "tied_runs"]
 
@@ -110,7 +110,7 @@ def select_run(
         order = sorted(range(len(tied)), key=lambda i: (-_finite(means[i]), i))
         ranked = [tied[i] for i in order]
     else:
-        from results.family_check import held_out_families
+        from results.final.family_check import held_out_families
 
         for run, entry in zip(tied, entries):
             held_out[_key(run)] = held_out_families(run, log)
@@ -135,7 +135,7 @@ def select_run(
 def ranked_runs(runs: list[Retrained], selection: dict[str, Any]) -> list[Retrained] | None:
     """The tied runs in the order the selection rule ranked them (None: the objective's).
 
-    An ensemble takes its members from this order first (:func:`results.ensemble.
+    An ensemble takes its members from this order first (:func:`results.final.ensemble.
     ensemble_members`), so the rule that chose the kept model also chooses its partners.
     """
     if not selection.get("ranked"):

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from results.leaderboard import is_finite, parse_cell, row_params
+from results.board.leaderboard import is_finite, parse_cell, row_params
 
 __all__ = ["TOP_COLUMNS", "summarize_search"]
 

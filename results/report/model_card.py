@@ -4,7 +4,7 @@ Its sections follow the model-card, CLAIM and TRIPOD-AI items: intended and out-
 use, training data (population, provenance), test prevalence and how PPV and NPV move with
 it, results with intervals, subgroups, calibration, robustness, known limitations; then the
 input, the one preprocessing, the threshold and the configuration. The export adds hashes
-of every artifact and the serving examples (:func:`results.export.export_model`).
+of every artifact and the serving examples (:func:`results.serving.export.export_model`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from typing import Any
 
 from pneumo_core.configuration import to_dict
 from pneumo_core.data.decode import PREPROCESSING
-from results.candidates import Retrained
-from results.ensemble import TTA_VIEWS
 
 __all__ = ["INTENDED_USE", "LIMITATIONS", "OUT_OF_SCOPE", "model_card", "ppv_npv"]
 
@@ -95,25 +93,27 @@ def _interval(metric: dict[str, Any]) -> dict[str, Any]:
 
 def model_card(
     name: str,
-    run: Retrained,
+    run: Any,
     thresholds: dict[str, float],
     report: dict[str, Any],
     target: float,
     *,
-    members: list[Retrained] | None = None,
-    tta: bool = False,
+    members: list[Any] | None = None,
+    tta_views: tuple[tuple[float, float], ...] = (),
 ) -> dict[str, Any]:
     """The exported model's card (``model_card.json``; the export adds hashes and serving).
 
     Args:
         name: The experiment's name.
-        run: The chosen retraining (its configuration and data describe the input).
+        run: The chosen retraining (a :class:`results.final.candidates.Retrained`: its
+            configuration and data describe the input).
         thresholds: ``operating`` and the alternatives, chosen on validation.
         report: The final stage's report so far (test results, subgroups, calibration,
             robustness, external check, data summary).
         target: The validation sensitivity the operating threshold was chosen for.
         members: The ensemble's members (more than one makes the card an ensemble's).
-        tta: Whether the exported model averages over :data:`results.ensemble.TTA_VIEWS`.
+        tta_views: The views the exported model averages over
+            (:data:`results.final.ensemble.TTA_VIEWS`); empty: no test-time augmentation.
     """
     from pneumo_core.environment import package_versions
 
@@ -185,11 +185,12 @@ def model_card(
     if report.get("robustness"):
         card["robustness"] = report["robustness"].get("summary", {})
     members = members or [run]
+    tta = bool(tta_views)
     if len(members) > 1 or tta:
         card["name"] = f"{name}-ensemble{len(members)}" + ("-tta" if tta else "")
         card["ensemble"] = {
             "combination": "mean of the members' probabilities over the views (one Keras model)",
             "members": [{"trial_id": m.trial_id, "seed": m.seed} for m in members],
-            "tta_views": [list(v) for v in TTA_VIEWS] if tta else [[0.0, 0.0]],
+            "tta_views": [list(v) for v in tta_views] if tta else [[0.0, 0.0]],
         }
     return card

@@ -11,12 +11,12 @@ from typing import Any
 
 import yaml
 
-from results import plots
-from results.html_parts import CSS, esc, fmt, img, interval, table
-from results.report_audit import section_label_audit
-from results.report_calibration import after_scaling, calibration_note
-from results.report_card import definitions, section_card
-from results.report_families import section_families, section_selection
+from results.report import plots
+from results.report.audit import section_label_audit
+from results.report.calibration import after_scaling, calibration_note
+from results.report.card_html import definitions, section_card
+from results.report.families import section_families, section_selection
+from results.report.html_parts import CSS, esc, fmt, img, interval, table
 
 __all__ = ["render_html", "write_report"]
 

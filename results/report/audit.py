@@ -1,11 +1,11 @@
-"""The report's "Label-noise audit" section (:mod:`results.label_audit`'s results)."""
+"""The report's "Label-noise audit" section (:mod:`results.final.label_audit`'s results)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from results.html_parts import esc, img
+from results.report.html_parts import esc, img
 
 __all__ = ["section_label_audit"]
 

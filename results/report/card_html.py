@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from results.html_parts import esc, fmt, interval, table
+from results.report.html_parts import esc, fmt, interval, table
 
 __all__ = ["RW_AUC_DEFINITION", "definitions", "section_card"]
 

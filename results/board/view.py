@@ -7,8 +7,8 @@ import io
 import json
 from pathlib import Path
 
-from pneumo_core.errors import PneumoError
-from results.leaderboard import LEADERBOARD_FILE, read_csv_rows, typed_row
+from pneumo_errors import PneumoError
+from results.board.leaderboard import LEADERBOARD_FILE, read_csv_rows, typed_row
 
 __all__ = ["render_leaderboard"]
 

@@ -13,6 +13,7 @@ __all__ = [
     "DRIVER_FILES",
     "EXPERIMENT_FILE",
     "FINAL_DIR",
+    "FINAL_LOG_FILE",
     "GUARD_FILE",
     "LEADERBOARD_FILE",
     "OPTUNA_FILE",
@@ -33,6 +34,8 @@ DATA_SUMMARY_FILE = "data_summary.json"
 GUARD_FILE = "run_guard.json"
 #: The final stage's folder inside the run.
 FINAL_DIR = "final"
+#: The final stage's progress lines, written as they happen (beside ``final/``).
+FINAL_LOG_FILE = "final.log"
 
 #: Files the search driver writes into a run (Ray Tune writes the rest).
 DRIVER_FILES = (

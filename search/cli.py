@@ -31,6 +31,7 @@ FINAL_FLAGS = (
     "select",
     "family_check",
     "robustness",
+    "site",
 )
 
 __all__ = ["main"]
@@ -342,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
         "keep the best on validation (default), the fewest parameters, the best worst "
         "held-out family (retrains each tied one per family), or the best robustness-suite "
         "mean on the validation images",
+    )
+    final.add_argument(
+        "--site",
+        metavar="DIR",
+        help="a labelled folder from another site (NORMAL/, PNEUMONIA/): the exported model "
+        "is scored there in its own report section, after every choice is made (it chooses "
+        "nothing)",
     )
     final.add_argument(
         "--family-check",

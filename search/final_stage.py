@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pneumo_contracts.run_folder import EXPERIMENT_FILE
+from pneumo_contracts.run_folder import EXPERIMENT_FILE, FINAL_LOG_FILE
 from pneumo_errors import ConfigError, PneumoError
 from results.final.stage import FinalOptions, FinalOutcome, final_stage
 from search.config import ExperimentConfig, load_experiment
@@ -48,7 +48,7 @@ def run_final(
     run_dir: str | Path,
     options: FinalOptions | None = None,
     *,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> FinalOutcome:
     """Runs the final stage on the search in ``run_dir``.
 
@@ -56,7 +56,8 @@ def run_final(
         run_dir: The search's run folder (``runs/NAME``).
         options: Top K, seeds, target sensitivity, epochs, ensemble, TTA (default: the
             experiment's ``final`` section, :func:`final_options`).
-        log: Where progress lines go.
+        log: Where progress lines go (default: standard output, flushed line by line, and
+            ``RUN_DIR/final.log``, so a file or a Ray job log follows the run as it goes).
 
     Returns:
         Where the results are, and the report's content.
@@ -67,7 +68,15 @@ def run_final(
     """
     run_dir = Path(run_dir).expanduser().resolve()
     experiment = _experiment(run_dir)
-    return final_stage(run_dir, experiment.record(), options or experiment.final, log=log)
+    if log is not None:
+        return final_stage(run_dir, experiment.record(), options or experiment.final, log=log)
+    with (run_dir / FINAL_LOG_FILE).open("w", buffering=1) as progress:
+
+        def log_line(line: str) -> None:
+            print(line, flush=True)
+            progress.write(line + "\n")
+
+        return final_stage(run_dir, experiment.record(), options or experiment.final, log=log_line)
 
 
 def _experiment(run_dir: Path) -> ExperimentConfig:

@@ -24,7 +24,15 @@ from results.board.leaderboard import is_finite, row_params
 from results.final.options import FinalOptions
 from results.final.record import SearchRecord
 
-__all__ = ["Retrained", "best_run", "kept_runs", "ranked_candidates", "retrain", "usable"]
+__all__ = [
+    "Retrained",
+    "best_run",
+    "epoch_progress",
+    "kept_runs",
+    "ranked_candidates",
+    "retrain",
+    "usable",
+]
 
 
 @dataclass
@@ -155,7 +163,8 @@ def retrain(
                     f"final supports two classes (negative, positive); {data.config.root} "
                     f"has {data.num_classes}: {', '.join(data.class_names)}"
                 )
-            result = train_model(config, data)
+            label = f"retrain {len(runs) + 1}/{total}: trial {row['trial_id']} seed {seed}"
+            result = train_model(config, data, on_epoch=epoch_progress(label, config, log))
             metric = config.objective.model_key
             value = result.best_metrics.get(metric, float("nan"))
             log(
@@ -171,6 +180,30 @@ def retrain(
                 if all(run is not k for k in keep):
                     run.result.model = None  # only what can still be used stays in memory
     return runs
+
+
+def epoch_progress(label: str, config: Any, log: Callable[[str], None]) -> Callable[[Any], None]:
+    """An ``on_epoch`` hook for :func:`pneumo_core.train.loop.train_model` that logs a line
+    per epoch as it ends (a 16-minute retrain is not silent until it finishes).
+
+    Args:
+        label: What is being retrained (``retrain 1/3: trial ID seed S``).
+        config: Its training configuration (epoch budget, objective).
+        log: Where the lines go.
+    """
+    key = f"val_{config.objective.model_key}"
+    epochs = config.training.epochs
+
+    def hook(state: Any) -> None:
+        value = state.row.get(key, float("nan"))
+        seconds = state.row.get("epoch_seconds", float("nan"))
+        loss = state.row.get("loss", float("nan"))
+        log(
+            f"{label}: epoch {state.epoch}/{epochs}, loss {loss:.4f}, "
+            f"validation {config.objective.model_key} {value:.4f} ({seconds:.0f} s)"
+        )
+
+    return hook
 
 
 def kept_runs(runs: list[Retrained], ensemble: int) -> list[Retrained]:

@@ -23,7 +23,7 @@ import numpy as np
 from pneumo_core.data.families import FAMILIES, acquisition_family
 from pneumo_core.metrics import wilson_interval
 
-__all__ = ["families_on_test", "held_out_families"]
+__all__ = ["families_on_test", "family_rates", "held_out_families"]
 
 
 def families_on_test(data, test_probs: np.ndarray, threshold: float) -> list[dict[str, Any]]:
@@ -35,14 +35,33 @@ def families_on_test(data, test_probs: np.ndarray, threshold: float) -> list[dic
         threshold: The operating threshold (chosen on validation).
 
     Returns:
-        One row per family present: ``family``, ``class``, ``images``, ``metric``
-        (``specificity`` for the negative class, ``sensitivity`` for the positive),
-        ``value``, ``low``, ``high``, ``count``.
+        :func:`family_rates`' rows.
     """
     index = data.splits["test"]
-    labels = data.labels[index]
-    families = np.array([acquisition_family(data.relpaths[i]) for i in index])
-    calls = np.asarray(test_probs) >= threshold
+    relpaths = [data.relpaths[i] for i in index]
+    return family_rates(relpaths, data.labels[index], test_probs, threshold, data.class_names)
+
+
+def family_rates(
+    relpaths, labels: np.ndarray, probs: np.ndarray, threshold: float, class_names
+) -> list[dict[str, Any]]:
+    """Per acquisition family and class: images and the rate of correct calls.
+
+    Args:
+        relpaths: Each image's path (its file name names the family).
+        labels: Each image's label.
+        probs: Positive-class probabilities, in the same order.
+        threshold: The decision threshold.
+        class_names: ``(negative, positive)``.
+
+    Returns:
+        One row per family present: ``family``, ``class``, ``images``, ``metric``
+        (``specificity`` for the negative class, ``sensitivity`` for the positive),
+        ``value``, ``low``, ``high`` (Wilson), ``count``.
+    """
+    labels = np.asarray(labels)
+    families = np.array([acquisition_family(r) for r in relpaths])
+    calls = np.asarray(probs) >= threshold
     rows = []
     for family in (*FAMILIES, "other"):
         for label in (0, 1):
@@ -55,7 +74,7 @@ def families_on_test(data, test_probs: np.ndarray, threshold: float) -> list[dic
             rows.append(
                 {
                     "family": family,
-                    "class": data.class_names[label],
+                    "class": class_names[label],
                     "images": n,
                     "metric": "sensitivity" if label else "specificity",
                     "value": correct / n,

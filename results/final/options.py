@@ -54,6 +54,9 @@ class FinalOptions:
             ``search.max_epoch_s``; 0: no limit.
         tta: Test-time augmentation: the exported model (single or ensemble) also averages
             over :data:`TTA_VIEWS`; reported beside the model without it.
+        site: A labelled folder from another site (``NORMAL/``, ``PNEUMONIA/``) scored once
+            the model and threshold are chosen, in its own report section
+            (:mod:`results.final.site`); it chooses nothing. None: no site check.
     """
 
     top: int = 1
@@ -71,6 +74,7 @@ class FinalOptions:
     label_audit: int = 0
     select: str = "objective"
     max_epoch_s: float | None = None
+    site: str | None = None
 
     def __post_init__(self) -> None:
         require(self.ensemble == 0 or self.ensemble >= 2, "ensemble", "must be 0 or >= 2")

@@ -124,6 +124,8 @@ class FinalOutcome:
                 f"  under shifts: mean rw_auc {summary['mean_rw_auc']:.4f}, "
                 f"worst {summary['worst_rw_auc']:.4f} ({summary['worst']})"
             )
+        if "site" in report:
+            lines.append(_site_line(report["site"]))
         held_out = (report.get("families") or {}).get("held_out")
         if held_out:
             lines.append(
@@ -222,6 +224,9 @@ def final_stage(
     )
     report["families"] = families
     report["selection"] = {k: v for k, v in selection.items() if k != "held_out"}
+    if options.site:  # after every choice: the site only measures
+        report["site"] = _site_section(exported.model, chosen, scores.operating, options, record)
+        log(_site_line(report["site"]))
     with _staged(run_dir / FINAL_DIR) as folder:
         _write_outputs(folder, exported, chosen, scores, report, record, options)
         if options.label_audit:
@@ -240,6 +245,38 @@ def _external_set(chosen: Retrained, log: Callable[[str], None]):
     external = prepare_external(chosen.config.data, chosen.data.class_names)
     log(f"external check: {external.summary['images']} images from {external.root}")
     return external
+
+
+def _site_section(model, chosen: Retrained, threshold: float, options, record) -> dict:
+    """The exported model on the ``--site`` sample (:func:`results.final.site.site_check`)."""
+    from pneumo_core.data.pipeline import predict_batches
+    from results.final.site import load_site, site_check
+
+    data = chosen.data
+    site = load_site(options.site, data.config, data.class_names)
+    return site_check(
+        site,
+        predict_batches(model, site.images.images),
+        threshold,
+        target=options.target_sensitivity,
+        train_patients={data.patients[i] for i in data.splits["train"]},
+        class_names=data.class_names,
+        seed=record.seed,
+        n_boot=options.n_boot,
+    )
+
+
+def _site_line(site: dict[str, Any]) -> str:
+    """One line: the site's AUC and specificity at both thresholds."""
+    metrics = site["at_validation_threshold"]["metrics"]
+    own = site["site_threshold"]
+    return (
+        f"site check ({site['images']} images): auc {metrics['auc']['value']:.4f} "
+        f"[{metrics['auc']['low']:.4f}, {metrics['auc']['high']:.4f}], at the validation "
+        f"threshold sensitivity {metrics['sensitivity']['value']:.4f} specificity "
+        f"{metrics['specificity']['value']:.4f}; specificity {own['specificity']:.4f} at "
+        f"sensitivity {site['target_sensitivity']:g} with the site's own threshold"
+    )
 
 
 def _exported_model(

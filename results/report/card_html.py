@@ -81,6 +81,18 @@ def section_card(report: dict[str, Any]) -> str:
             f"{fmt(robustness.get('mean_rw_auc'))}, worst {fmt(robustness.get('worst_rw_auc'))} "
             f"({esc(robustness.get('worst', ''))}).</p>"
         )
+    site = card.get("site_check") or {}
+    if site:
+        at = site.get("at_validation_threshold", {})
+        own = site.get("site_threshold", {})
+        parts.append(
+            f"<p><b>Test-site check.</b> {site.get('images')} images from "
+            f"{esc(site.get('folder', ''))} (chose nothing): AUC "
+            f"{fmt(at.get('auc', {}).get('value'))}, at this threshold sensitivity "
+            f"{fmt(at.get('sensitivity', {}).get('value'))} and specificity "
+            f"{fmt(at.get('specificity', {}).get('value'))}; specificity "
+            f"{fmt(own.get('specificity'))} with the site's own threshold.</p>"
+        )
     parts += [
         "<p><b>Known limitations.</b></p><ul>"
         + "".join(f"<li>{esc(item)}</li>" for item in card.get("limitations", []))

@@ -176,6 +176,20 @@ def model_card(
         "data_fingerprint": data.fingerprint,
         "versions": package_versions(),
     }
+    if "site" in report:
+        site = report["site"]
+        card["site_check"] = {
+            "folder": site["folder"],
+            "images": site["images"],
+            "prevalence": site["prevalence"],
+            "at_validation_threshold": {
+                k: _interval(v)
+                for k, v in site["at_validation_threshold"]["metrics"].items()
+                if k in ("auc", "sensitivity", "specificity", "accuracy")
+            },
+            "site_threshold": site["site_threshold"],
+            "used_for_choices": False,
+        }
     if "external" in report:
         external = report["external"]
         card["external_check"] = {

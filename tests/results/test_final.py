@@ -476,3 +476,40 @@ def test_the_label_audit_lists_flagged_train_images_with_thumbnails(final_outcom
         assert (final_outcome.folder / item["image"]).stat().st_size > 200
     html = (final_outcome.folder / "report.html").read_text()
     assert "<h2>Label-noise audit</h2>" in html
+
+
+def test_retrain_logs_each_epoch_as_it_ends(searched_run):
+    """Progress you can see: a line per epoch before the retrain's summary line."""
+    from results.board.leaderboard import read_csv_rows
+    from results.final.candidates import ranked_candidates, retrain
+    from results.final.options import FinalOptions
+    from search.config import load_experiment
+
+    record = load_experiment(searched_run / "experiment.yaml").record()
+    rows = ranked_candidates(searched_run, read_csv_rows(searched_run / "leaderboard.csv"), 1)
+    lines: list[str] = []
+    (run,) = retrain(record, rows, FinalOptions(top=1, epochs=2), lines.append)
+    epochs = [line for line in lines if ": epoch " in line]
+    assert len(epochs) == run.result.epochs_run >= 1
+    assert epochs[0].startswith(f"retrain 1/1: trial {rows[0]['trial_id']} seed ")
+    assert ": epoch 1/2, loss " in epochs[0] and "validation rw_auc" in epochs[0]
+    assert lines.index(epochs[-1]) < len(lines) - 1  # the summary line comes after them
+
+
+def test_final_progress_reaches_its_log_file_as_written(searched_run, tmp_path, monkeypatch):
+    """``run_final``'s default log flushes each line to stdout and ``final.log`` at once."""
+    import search.final_stage as final_stage_module
+
+    run = tmp_path / "run"
+    shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("final"))
+    seen_in_file: list[str] = []
+
+    def fake_stage(run_dir, record, options, log):
+        log("retrain 1/1: epoch 1/2")
+        seen_in_file.append((run_dir / "final.log").read_text())  # before the stage ends
+        raise PneumoError("stop here")
+
+    monkeypatch.setattr(final_stage_module, "final_stage", fake_stage)
+    with pytest.raises(PneumoError, match="stop here"):
+        final_stage_module.run_final(run)
+    assert seen_in_file == ["retrain 1/1: epoch 1/2\n"]

@@ -120,6 +120,8 @@ def test_report_renders_the_model_card_and_fits_700_px_without_overflow(
     card = final_outcome.report["model_card"]
     assert "Model card" in text and "Intended use." in text and card["intended_use"] in text
     assert "Known limitations." in text and "PPV" in text and "prevalence" in text
+    assert "Test-site check" in text and "nothing here chose the model" in text
+    assert "with the site's own threshold" in text
     assert "rw_auc (recall-weighted AUC) = (1 - w) x ROC AUC" in text
     assert "Expected calibration error (ECE" in text
     assert card["files"]["saved_model"]["sha256"] in text

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pneumo_core.metrics import log_loss  # the one log loss (re-exported here)
+
 __all__ = ["apply_platt", "apply_temperature", "fit_platt", "fit_temperature", "log_loss"]
 
 _EPS = 1e-7
@@ -35,13 +37,6 @@ def apply_temperature(probs: Sequence[float], temperature: float) -> np.ndarray:
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     return 1.0 / (1.0 + np.exp(-_logit(np.asarray(probs)) / temperature))
-
-
-def log_loss(labels: Sequence[int], probs: Sequence[float]) -> float:
-    """Mean binary cross-entropy of positive-class probabilities."""
-    y = np.asarray(labels, dtype=np.float64)
-    p = np.clip(np.asarray(probs, dtype=np.float64), _EPS, 1 - _EPS)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
 
 
 def fit_temperature(

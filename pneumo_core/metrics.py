@@ -32,11 +32,13 @@ __all__ = [
     "METRICS",
     "MetricSpec",
     "bootstrap_interval",
+    "bootstrap_statistic",
     "compute_metrics",
     "get_metric",
     "hs_pauc",
     "list_metrics",
     "rw_auc",
+    "specificity_at_sensitivity",
     "threshold_for_sensitivity",
     "wilson_interval",
     "youden_threshold",
@@ -291,6 +293,17 @@ def threshold_for_sensitivity(y_true, scores, target: float) -> float:
     return float(positives[max(needed, 1) - 1])
 
 
+def specificity_at_sensitivity(y: np.ndarray, p: np.ndarray, target: float) -> float:
+    """Specificity at the highest threshold whose sensitivity reaches ``target``."""
+    y, p = _labels_and_scores(y, p)
+    positives = np.sort(p[y == 1])[::-1]
+    negatives = p[y == 0]
+    if positives.size == 0 or negatives.size == 0:
+        return math.nan
+    cut = positives[max(math.ceil(target * positives.size - 1e-9), 1) - 1]
+    return float(np.mean(negatives < cut))
+
+
 def youden_threshold(y_true, scores) -> float:
     """Returns the threshold maximizing sensitivity + specificity - 1 (binary)."""
     y, p = _labels_and_scores(y_true, scores)
@@ -343,14 +356,42 @@ def bootstrap_interval(
     Returns:
         ``(low, high)``.
     """
-    y, p = _labels_and_scores(y_true, scores)
     fn = get_metric(metric).fn
+    return bootstrap_statistic(
+        lambda y, p: fn(y, p, **kwargs),
+        y_true,
+        scores,
+        seed=seed,
+        n_boot=n_boot,
+        confidence=confidence,
+    )
+
+
+def bootstrap_statistic(
+    statistic: Callable[[np.ndarray, np.ndarray], float],
+    y_true,
+    scores,
+    *,
+    seed: int,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic(y, p)`` from a bootstrap stratified by class: the
+    project's one bootstrap (:func:`bootstrap_interval` and the report use it).
+
+    Each resample draws, within every class, as many examples as that class has, so each
+    resample keeps the class counts. Resamples whose statistic is not finite are left out.
+
+    Returns:
+        ``(low, high)``; NaN for both when no resample gave a finite value.
+    """
+    y, p = _labels_and_scores(y_true, scores)
     rng = np.random.default_rng(seed)
     by_class = [np.flatnonzero(y == c) for c in np.unique(y)]
     values = []
     for _ in range(n_boot):
         index = np.concatenate([rng.choice(members, size=members.size) for members in by_class])
-        values.append(fn(y[index], p[index], **kwargs))
+        values.append(statistic(y[index], p[index]))
     alpha = (1 - confidence) / 2
     finite = np.asarray(values)[np.isfinite(values)]
     if finite.size == 0:

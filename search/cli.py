@@ -32,6 +32,7 @@ FINAL_FLAGS = (
     "family_check",
     "robustness",
     "site",
+    "shortcut_audit",
 )
 
 __all__ = ["main"]
@@ -195,6 +196,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from results.serving.calibrate import calibrate_export
+
+    outcome = calibrate_export(
+        args.model_dir,
+        args.site_dir,
+        target_sensitivity=args.target_sensitivity,
+        out=args.out,
+        seed=args.seed,
+        report=args.report,
+        log=lambda line: print(line, flush=True),
+    )
+    print(f"calibrated copy: {outcome.folder} (the original export is unchanged)")
+    return 0
+
+
 def _cmd_explain(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from results.serving.predict import explain_image
@@ -352,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
         "nothing)",
     )
     final.add_argument(
+        "--shortcut-audit",
+        action=argparse.BooleanOptionalAction,
+        help="report border and centre probes and the model with its border bands masked "
+        "(default: on; a few seconds)",
+    )
+    final.add_argument(
         "--family-check",
         action=argparse.BooleanOptionalAction,
         help="also retrain the chosen configuration once per acquisition family held out "
@@ -374,6 +398,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--csv", help="write the rows to this CSV file (default: stdout)")
     predict.add_argument("--batch-size", type=int, default=32, help="images per batch")
     predict.set_defaults(func=_cmd_predict)
+    calibrate = sub.add_parser(
+        "calibrate",
+        help="fit the operating point on a site's own labelled sample into a calibrated copy",
+    )
+    calibrate.add_argument("model_dir", help="exported model folder (RUN_DIR/final/model)")
+    calibrate.add_argument("site_dir", help="the site's labelled sample: SITE_DIR/<class>/*")
+    calibrate.add_argument(
+        "--target-sensitivity", type=float, default=0.95, help="on the site (default 0.95)"
+    )
+    calibrate.add_argument("--out", help="the calibrated copy (default: MODEL_DIR-calibrated)")
+    calibrate.add_argument("--seed", type=int, default=0, help="bootstrap and cross-fit seed")
+    calibrate.add_argument(
+        "--report", action="store_true", help="also write calibration_report.html in the copy"
+    )
+    calibrate.set_defaults(func=_cmd_calibrate)
     explain = sub.add_parser(
         "explain", help="write a Grad-CAM figure of one image (the predicted class by default)"
     )

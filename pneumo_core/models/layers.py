@@ -12,6 +12,7 @@ __all__ = [
     "FixedShift",
     "HistogramEqualization",
     "PerImageStandardization",
+    "PlattScaling",
     "ReverseChannels",
     "input_normalization",
     "input_preprocessing",
@@ -38,6 +39,31 @@ class PerImageStandardization(keras.layers.Layer):
         mean = keras.ops.mean(inputs, axis=(1, 2, 3), keepdims=True)
         std = keras.ops.std(inputs, axis=(1, 2, 3), keepdims=True)
         return (inputs - mean) / keras.ops.maximum(std, 1e-3)
+
+
+@keras.saving.register_keras_serializable(package="pneumo_core")
+class PlattScaling(keras.layers.Layer):
+    """``sigmoid(slope * logit(p) + intercept)`` of a probability (site calibration).
+
+    Appended to an exported model by ``pneumo-search calibrate``, so ``predict``, ``explain``
+    and the SavedModel's signatures all give the calibrated probability.
+
+    Args:
+        slope: Multiplies the logit (> 0 keeps the images' order).
+        intercept: Added to the scaled logit.
+    """
+
+    def __init__(self, slope: float = 1.0, intercept: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.slope, self.intercept = float(slope), float(intercept)
+
+    def call(self, inputs):
+        p = keras.ops.clip(inputs, 1e-7, 1.0 - 1e-7)
+        logit = keras.ops.log(p) - keras.ops.log1p(-p)
+        return keras.ops.sigmoid(self.slope * logit + self.intercept)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "slope": self.slope, "intercept": self.intercept}
 
 
 @keras.saving.register_keras_serializable(package="pneumo_core")

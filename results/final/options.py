@@ -54,6 +54,8 @@ class FinalOptions:
             ``search.max_epoch_s``; 0: no limit.
         tta: Test-time augmentation: the exported model (single or ensemble) also averages
             over :data:`TTA_VIEWS`; reported beside the model without it.
+        shortcut_audit: Report the shortcut audit (:mod:`results.final.shortcut`): border
+            and centre probes on the train split, the model with its border bands masked.
         site: A labelled folder from another site (``NORMAL/``, ``PNEUMONIA/``) scored once
             the model and threshold are chosen, in its own report section
             (:mod:`results.final.site`); it chooses nothing. None: no site check.
@@ -74,6 +76,7 @@ class FinalOptions:
     label_audit: int = 0
     select: str = "objective"
     max_epoch_s: float | None = None
+    shortcut_audit: bool = True
     site: str | None = None
 
     def __post_init__(self) -> None:

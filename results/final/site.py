@@ -19,7 +19,6 @@ those choices (``tests/results/test_site.py`` checks it); the section only measu
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import numpy as np
 from pneumo_errors import DataError
 from results.final.family_check import family_rates
 
-__all__ = ["SiteSample", "load_site", "site_check", "specificity_at_sensitivity"]
+__all__ = ["SiteSample", "load_site", "site_check"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,26 +63,6 @@ def load_site(folder: str | Path, data_config, class_names) -> SiteSample:
     return SiteSample(prepare_external(config, class_names), external_patients(config))
 
 
-def specificity_at_sensitivity(y: np.ndarray, p: np.ndarray, target: float) -> float:
-    """Specificity at the highest threshold whose sensitivity reaches ``target``."""
-    positives = np.sort(p[y == 1])[::-1]
-    negatives = p[y == 0]
-    if positives.size == 0 or negatives.size == 0:
-        return math.nan
-    cut = positives[max(math.ceil(target * positives.size - 1e-9), 1) - 1]
-    return float(np.mean(negatives < cut))
-
-
-def _spec_interval(y, p, target: float, seed: int, n_boot: int) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    by_class = [np.flatnonzero(y == c) for c in (0, 1)]
-    values = []
-    for _ in range(n_boot):
-        index = np.concatenate([rng.choice(m, size=m.size) for m in by_class])
-        values.append(specificity_at_sensitivity(y[index], p[index], target))
-    return float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))
-
-
 def site_check(
     site: SiteSample,
     probs: np.ndarray,
@@ -113,7 +92,11 @@ def site_check(
         (the threshold and specificity at the target sensitivity, with its interval),
         ``families`` and ``patients_in_training``.
     """
-    from pneumo_core.metrics import threshold_for_sensitivity
+    from pneumo_core.metrics import (
+        bootstrap_statistic,
+        specificity_at_sensitivity,
+        threshold_for_sensitivity,
+    )
     from results.report.evaluation import binary_evaluation
 
     y = np.asarray(site.images.labels).astype(int)
@@ -124,7 +107,9 @@ def site_check(
         y, p, threshold, class_names=class_names, seed=seed, n_boot=n_boot
     )
     own = threshold_for_sensitivity(y, p, target)
-    low, high = _spec_interval(y, p, target, seed, n_boot)
+    low, high = bootstrap_statistic(
+        lambda yy, pp: specificity_at_sensitivity(yy, pp, target), y, p, seed=seed, n_boot=n_boot
+    )
     shared = site.patients & frozenset(train_patients)
     return {
         "folder": site.images.root,

@@ -224,9 +224,7 @@ def final_stage(
     )
     report["families"] = families
     report["selection"] = {k: v for k, v in selection.items() if k != "held_out"}
-    if options.site:  # after every choice: the site only measures
-        report["site"] = _site_section(exported.model, chosen, scores.operating, options, record)
-        log(_site_line(report["site"]))
+    report.update(_measured_only(exported.model, chosen, scores, options, record, log))
     with _staged(run_dir / FINAL_DIR) as folder:
         _write_outputs(folder, exported, chosen, scores, report, record, options)
         if options.label_audit:
@@ -247,13 +245,41 @@ def _external_set(chosen: Retrained, log: Callable[[str], None]):
     return external
 
 
-def _site_section(model, chosen: Retrained, threshold: float, options, record) -> dict:
+def _measured_only(model, chosen: Retrained, scores, options, record, log) -> dict[str, Any]:
+    """The report sections that measure the exported model and choose nothing: the site
+    check (``--site``) and the shortcut audit. They run after every choice is made."""
+    out: dict[str, Any] = {}
+    site = _site_sample(chosen, options.site, log)
+    if site is not None:
+        out["site"] = _site_section(model, chosen, scores.operating, site, options, record)
+        log(_site_line(out["site"]))
+    if options.shortcut_audit:
+        from results.final.shortcut import shortcut_audit
+
+        log("shortcut audit: border and centre probes, border bands masked")
+        out["shortcut_audit"] = shortcut_audit(
+            model, chosen.data, scores.test, scores.operating, site.images if site else None
+        )
+    return out
+
+
+def _site_sample(chosen: Retrained, folder: str | None, log: Callable[[str], None]):
+    """The ``--site`` sample decoded like the chosen model's data, or None."""
+    if not folder:
+        return None
+    from results.final.site import load_site
+
+    site = load_site(folder, chosen.data.config, chosen.data.class_names)
+    log(f"site check: {len(site.images.labels)} images from {site.images.root}")
+    return site
+
+
+def _site_section(model, chosen: Retrained, threshold: float, site, options, record) -> dict:
     """The exported model on the ``--site`` sample (:func:`results.final.site.site_check`)."""
     from pneumo_core.data.pipeline import predict_batches
-    from results.final.site import load_site, site_check
+    from results.final.site import site_check
 
     data = chosen.data
-    site = load_site(options.site, data.config, data.class_names)
     return site_check(
         site,
         predict_batches(model, site.images.images),

@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from pneumo_core.metrics import bootstrap_interval, compute_metrics, wilson_interval
+from pneumo_core.metrics import (
+    bootstrap_interval,
+    bootstrap_statistic,
+    compute_metrics,
+    wilson_interval,
+)
 
 __all__ = [
     "SUBGROUP_PATTERN",
@@ -60,6 +65,10 @@ def _proportion(successes: int, total: int) -> dict[str, Any]:
 def _bootstrapped(name: str, y, p, value: float, *, seed: int, n_boot: int, **kw) -> dict:
     low, high = bootstrap_interval(name, y, p, seed=seed, n_boot=n_boot, **kw)
     return {"value": value, "low": low, "high": high, "method": f"bootstrap ({n_boot})"}
+
+
+def _brier(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean((p - y) ** 2))
 
 
 def binary_evaluation(
@@ -184,9 +193,11 @@ def calibration(
     n = max(len(p), 1)
     ece = sum(b["count"] / n * abs(b["mean_predicted"] - b["observed_positive"]) for b in table)
     squared = (p - y) ** 2
-    rng = np.random.default_rng(seed)
-    boot = [float(squared[rng.integers(0, len(p), len(p))].mean()) for _ in range(n_boot)]
-    low, high = np.percentile(boot, [2.5, 97.5]).tolist() if len(p) else (math.nan, math.nan)
+    low, high = (
+        bootstrap_statistic(_brier, y, p, seed=seed, n_boot=n_boot)
+        if len(p)
+        else (math.nan, math.nan)
+    )
     return {
         "bins": table,
         "ece": float(ece),

@@ -74,6 +74,20 @@ def roc_plot(roc: dict[str, list[float]], point: tuple[float, float], auc: float
     return _png(figure)
 
 
+def operating_points_plot(
+    roc: dict[str, list[float]], points: dict[str, tuple[float, float]], auc: float
+) -> bytes:
+    """ROC curve with several named operating points (false positive rate, sensitivity)."""
+    figure, axis = plt.subplots(figsize=_SIZE)
+    axis.plot(roc["fpr"], roc["tpr"], label=f"site ROC (AUC {auc:.3f})")
+    axis.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+    for (name, point), marker in zip(points.items(), ("o", "s", "^", "D")):
+        axis.plot(*point, marker, markersize=8, label=name)
+    axis.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.02))
+    axis.legend(loc="lower right", fontsize=8)
+    return _png(figure)
+
+
 def pr_plot(pr: dict[str, Any], point: tuple[float, float]) -> bytes:
     """Precision-recall curve with the operating point (recall, precision)."""
     figure, axis = plt.subplots(figsize=_SIZE)
@@ -90,6 +104,9 @@ def calibration_plot(
     brier: float,
     ece: float | None = None,
     after: tuple[Sequence[dict[str, Any]], float, float] | None = None,
+    *,
+    label: str = "test",
+    after_label: str | None = None,
 ) -> bytes:
     """Reliability diagram: mean predicted probability vs observed positive rate per bin,
     each point labelled with its image count; with ``after`` (bins, ECE, temperature),
@@ -98,7 +115,7 @@ def calibration_plot(
     axis.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="perfect")
     xs = [b["mean_predicted"] for b in bins]
     ys = [b["observed_positive"] for b in bins]
-    label = f"test (Brier {brier:.3f}" + (f", ECE {ece:.3f})" if ece is not None else ")")
+    label = f"{label} (Brier {brier:.3f}" + (f", ECE {ece:.3f})" if ece is not None else ")")
     axis.plot(xs, ys, "o-", label=label)
     for x, y, b in zip(xs, ys, bins):
         axis.annotate(
@@ -110,7 +127,8 @@ def calibration_plot(
             [b["mean_predicted"] for b in after_bins],
             [b["observed_positive"] for b in after_bins],
             "s--",
-            label=f"after temperature {temperature:.2f} (ECE {after_ece:.3f})",
+            label=(after_label or f"after temperature {temperature:.2f}")
+            + f" (ECE {after_ece:.3f})",
         )
     axis.set(xlabel="mean predicted probability", ylabel="observed positive rate")
     axis.set(xlim=(0, 1), ylim=(0, 1.05))

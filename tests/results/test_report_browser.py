@@ -122,6 +122,7 @@ def test_report_renders_the_model_card_and_fits_700_px_without_overflow(
     assert "Known limitations." in text and "PPV" in text and "prevalence" in text
     assert "Test-site check" in text and "nothing here chose the model" in text
     assert "with the site's own threshold" in text
+    assert "Shortcut audit" in text and "top 8 rows" in text and "centre 32x32" in text
     assert "rw_auc (recall-weighted AUC) = (1 - w) x ROC AUC" in text
     assert "Expected calibration error (ECE" in text
     assert card["files"]["saved_model"]["sha256"] in text

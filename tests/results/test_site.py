@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from pneumo_core.metrics import specificity_at_sensitivity
 from pneumo_errors import DataError
-from results.final.site import specificity_at_sensitivity
 
 
 def test_specificity_at_sensitivity_uses_the_sites_own_threshold():

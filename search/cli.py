@@ -175,9 +175,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from results.serving.predict import predict_files, predictions_csv, walk_inputs
 
     files, hidden = walk_inputs(args.inputs)  # walked once: the files and the hidden count
-    rows = predict_files(args.model_dir, files, batch_size=args.batch_size)
+    rows = predict_files(args.model_dir, files, batch_size=args.batch_size, strict=args.strict)
     text = predictions_csv(rows, args.csv)
-    errors = sum(row["status"] != "ok" for row in rows)
+    errors = sum(row["status"] == "error" for row in rows)
+    checked = [row for row in rows if row.get("in_scope") in (True, False)]
+    if checked:
+        out = sum(row["in_scope"] is False for row in checked)
+        warned = sum(row["in_scope"] is True and bool(row["scope_reason"]) for row in checked)
+        what = "refused (--strict)" if args.strict else "flagged (probability given)"
+        print(
+            f"pneumo-search: scope: {len(checked)} DICOM file(s) checked, {out} out of scope "
+            f"{what}, {warned} with a warning (the in_scope and scope_reason columns)",
+            file=sys.stderr,
+        )
     if args.csv:
         print(f"{len(rows)} files, {errors} errors: {args.csv}")
     else:
@@ -397,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", help="image files and folders")
     predict.add_argument("--csv", help="write the rows to this CSV file (default: stdout)")
     predict.add_argument("--batch-size", type=int, default=32, help="images per batch")
+    predict.add_argument(
+        "--strict",
+        action="store_true",
+        help="give no probability for a file out of the model's scope (DICOM tags: not CR/DX, "
+        "not the chest, lateral)",
+    )
     predict.set_defaults(func=_cmd_predict)
     calibrate = sub.add_parser(
         "calibrate",

@@ -167,6 +167,24 @@ def test_levers_quick(mini_root, tmp_path):
     assert "each lever minus the baseline" in stdout
 
 
+def test_site_levers_quick(mini_root, tmp_path):
+    """A lever retrained and scored on a site sample, with paired intervals and the
+    cross-fitted site calibration."""
+    out = tmp_path / "site"
+    stdout = run_quick("site_levers.py", str(mini_root), "--out", str(out), timeout=600)
+    result = json.loads((out / "site_levers.json").read_text())
+    assert [(r["lever"], r["seed"]) for r in result["rows"]] == [("baseline", 0), ("strong", 0)]
+    for row in result["rows"]:
+        assert 0.0 <= row["site_auc"] <= 1.0 and row["epoch_s"] > 0
+        assert len(row["site_probs"]) == result["site_count"]
+    strong = result["seed_mean"]["strong"]
+    low, high = strong["auc_minus_baseline_ci"]
+    assert low <= strong["auc_minus_baseline"] <= high
+    calibrated = result["site_calibration"]["baseline"]["cross_fitted"]["platt"]
+    assert 0.0 <= calibrated["specificity"]["median"] <= 1.0
+    assert "minus baseline" in stdout and "site calibration, cross-fitted" in stdout
+
+
 def test_budget_curve_quick(mini_root, tmp_path):
     """The recipe searched and finalized, its report read off as shift proxies."""
     out = tmp_path / "budget"

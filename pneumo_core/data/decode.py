@@ -8,7 +8,9 @@ and the exported SavedModel's ``serve_bytes`` signature all run that same functi
 model served from encoded files sees exactly what it was trained and evaluated on.
 
 Pillow reads each file's header first (format, size, mode; its decompression-bomb limit).
-JPEG and PNG files in 8-bit gray or RGB go to TensorFlow as they are. Anything else (16-bit
+DICOM files (recognized by their preamble) are first converted to an 8-bit PNG by
+:mod:`pneumo_core.data.dicom`. JPEG and PNG files in 8-bit gray or RGB go to TensorFlow as
+they are. Anything else (16-bit
 or float images, alpha, palettes, CMYK, TIFF, BMP, GIF, WebP, ...) is first converted by
 Pillow to an 8-bit gray or RGB PNG of the same size (alpha composited on black, 16-bit
 min-max scaled), then takes the same path. Pillow's ``LOAD_TRUNCATED_IMAGES`` is never
@@ -27,6 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from pneumo_core.data.dicom import DicomError, dicom_to_png, looks_like_dicom
 
 __all__ = [
     "PREPROCESSING",
@@ -69,14 +73,18 @@ class ImageInfo:
     Attributes:
         width: Original width in pixels.
         height: Original height in pixels.
-        mode: Pillow mode of the file (``L``, ``RGB``, ``I;16``, ...).
-        format: File format as Pillow detected it (``JPEG``, ``PNG``, ...).
+        mode: Pillow mode of the file (``L``, ``RGB``, ``I;16``, ...; a DICOM file's
+            after its conversion to 8 bits).
+        format: File format as Pillow detected it (``JPEG``, ``PNG``, ...), or ``DICOM``.
+        dicom: A DICOM file's scope fields (:class:`pneumo_core.data.dicom.DicomScope`),
+            None for other formats.
     """
 
     width: int
     height: int
     mode: str
     format: str
+    dicom: Any = None
 
 
 def decode_image(
@@ -117,14 +125,30 @@ def decode_bytes(
     color_mode: Literal["grayscale", "rgb"],
     aspect: Literal["squash", "pad"],
 ) -> tuple[np.ndarray, ImageInfo]:
-    """Decodes the bytes of an image file; see :func:`decode_image`."""
+    """Decodes the bytes of an image file; see :func:`decode_image`.
+
+    A DICOM file (``DICM`` after its preamble, any extension) is first converted to an
+    8-bit PNG by :func:`pneumo_core.data.dicom.dicom_to_png` (the one conversion).
+    """
     if not data:
         raise BadImageError("empty file")
+    dicom = None
+    if looks_like_dicom(data):
+        try:
+            data, dicom = dicom_to_png(data)
+        except DicomError as exc:
+            raise BadImageError(f"DICOM: {exc.reason}") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            info = ImageInfo(image.width, image.height, image.mode, image.format or "?")
+            info = ImageInfo(
+                image.width,
+                image.height,
+                image.mode,
+                "DICOM" if dicom else image.format or "?",
+                dicom,
+            )
             if info.format not in DIRECT_FORMATS or info.mode not in DIRECT_MODES:
                 image.load()
                 data = _png_bytes(_convert_mode(image, color_mode))

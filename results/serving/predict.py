@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 
 from pneumo_core.data.decode import BadImageError, decode_image
+from pneumo_core.data.dicom import DICOM_FIELDS
 from pneumo_errors import PneumoError
 from results.board.leaderboard import csv_text, write_csv_atomic
 from results.serving.export import load_exported
+from results.serving.scope import ScopeRules, check_scope
 
 __all__ = ["collect_files", "explain_image", "predict_files", "predictions_csv", "walk_inputs"]
 
@@ -54,28 +56,42 @@ def walk_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path], int]:
 
 
 def _decode(path: Path, card: dict[str, Any]) -> np.ndarray:
+    return _decode_with_info(path, card)[0]
+
+
+def _decode_with_info(path: Path, card: dict[str, Any]):
     spec = card["input"]
     if not path.exists():
         raise BadImageError("no such file")
     if not path.is_file():
         raise BadImageError("not a file")
-    pixels, _ = decode_image(path, spec["size"], spec["color_mode"], spec["aspect"])
-    return pixels
+    return decode_image(path, spec["size"], spec["color_mode"], spec["aspect"])
 
 
 def predict_files(
-    model_dir: str | Path, inputs: Sequence[str | Path], *, batch_size: int = 32
+    model_dir: str | Path,
+    inputs: Sequence[str | Path],
+    *,
+    batch_size: int = 32,
+    strict: bool = False,
+    rules: ScopeRules | None = None,
 ) -> list[dict[str, Any]]:
-    """Probabilities and labels for image files with an exported model.
+    """Probabilities and labels for image files (JPEG, PNG, DICOM...) with an exported model.
 
     Args:
         model_dir: Folder written by ``pneumo-search final`` (``final/model``) or ``export``.
         inputs: Image files and folders.
         batch_size: Images per forward pass.
+        strict: Give no probability for a file its DICOM tags put out of scope (its row's
+            ``status`` is ``out_of_scope``).
+        rules: The scope rules (default :class:`ScopeRules`).
 
     Returns:
-        One row per file: ``path``, ``status`` (``ok`` or ``error``), ``error``,
-        ``prob_<class>`` per class, ``label`` and ``threshold``.
+        One row per file: ``path``, ``status`` (``ok``, ``error`` or ``out_of_scope``),
+        ``error``, ``prob_<class>`` per class, ``label`` and ``threshold``; when any input
+        is a DICOM file, also :data:`pneumo_core.data.dicom.DICOM_FIELDS`, ``in_scope`` and
+        ``scope_reason`` (empty for the other files). No identifying DICOM field is ever
+        read out.
     """
     model, card = load_exported(model_dir)
     from pneumo_core.data.pipeline import predict_batches
@@ -98,17 +114,30 @@ def predict_files(
         row: dict[str, Any] = {"path": str(path), "status": "ok", "error": ""}
         rows.append(row)
         try:
-            pending.append((len(rows) - 1, _decode(path, card)))
+            pixels, info = _decode_with_info(path, card)
         except BadImageError as exc:
             row.update({"status": "error", "error": exc.reason})
+        else:
+            if info.dicom is not None:
+                verdict = check_scope(info.dicom, rules)
+                row.update(info.dicom.as_row())
+                row.update({"in_scope": verdict.in_scope, "scope_reason": verdict.reason})
+            if strict and row.get("in_scope") is False:
+                row.update({"status": "out_of_scope", "error": row["scope_reason"]})
+            else:
+                pending.append((len(rows) - 1, pixels))
         if len(pending) >= batch_size:
             flush()
     flush()
+    dicom = any("in_scope" in row for row in rows)
     for row in rows:
         for name in classes:
             row.setdefault(f"prob_{name}", "")
         row.setdefault("label", "")
         row["threshold"] = threshold
+        if dicom:
+            for name in (*DICOM_FIELDS, "in_scope", "scope_reason"):
+                row.setdefault(name, "")
     return rows
 
 

@@ -1,7 +1,7 @@
 """Site calibration (``pneumo-search calibrate``): a calibrated copy fitted on a site sample.
 
 The exported model here is a real Keras model whose probability follows the image's mean
-grey level (``sigmoid(20 * (grey / 255 - 0.6))``), exported by the real export path. Its
+grey level (``tests/tiny_export.py``), exported by the real export path. Its
 card's threshold, 0.5, is where "training's" positives sat; the site's positives are darker
 and score lower, so that threshold misses them at the site until calibration moves it.
 """
@@ -18,6 +18,7 @@ from PIL import Image
 
 from pneumo_errors import DataError, PneumoError
 from tests.results.conftest import cli
+from tests.tiny_export import grey_export
 
 pytestmark = pytest.mark.slow
 
@@ -31,37 +32,9 @@ print(json.dumps(out.numpy()[:, 0].tolist()))
 """
 
 
-def grey_model():
-    import keras
-
-    inputs = keras.Input((32, 32, 1))
-    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
-    dense = keras.layers.Dense(
-        1,
-        activation="sigmoid",
-        kernel_initializer=keras.initializers.Constant(20.0),
-        bias_initializer=keras.initializers.Constant(-12.0),
-    )
-    return keras.Model(inputs, dense(pooled))
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from pneumo_core.data.decode import PREPROCESSING
-    from pneumo_core.runtime import import_tensorflow
-    from results.serving.export import export_model
-
-    import_tensorflow()
-    folder = tmp_path_factory.mktemp("export") / "model"
-    card = {
-        "name": "grey",
-        "class_names": ["NORMAL", "PNEUMONIA"],
-        "positive_class": "PNEUMONIA",
-        "input": {"size": 32, "channels": 1, "color_mode": "grayscale", "aspect": "squash",
-                  "dtype": "float32", "value_range": [0, 255], "preprocessing": PREPROCESSING},
-        "threshold": {"value": 0.5, "chosen_by": "validation, sensitivity >= 0.95"},
-    }  # fmt: skip
-    return export_model(grey_model(), folder, card)
+    return grey_export(tmp_path_factory.mktemp("export") / "model")
 
 
 def write_site(root, normals, positives):

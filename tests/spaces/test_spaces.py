@@ -147,3 +147,23 @@ def test_gp_sampler_without_torch_is_a_clear_config_error():
         return
     with pytest.raises(ConfigError, match=r"gp needs PyTorch.*pneumo-search\[gp\]"):
         make_sampler("gp", seed=0)
+
+
+def test_the_kermany_space_offers_every_shared_imagenet_backbone():
+    """The recipe's space offers each MobileNet whose weight file is in ../shared/weights
+    (issue 36: v1 0.25 and 0.75, v2 0.35, 0.5 and 1.0), and no alpha without a file."""
+    from search.config import load_experiment
+    from search.experiment_space import space_context
+    from spaces.builtin import transfer_options
+    from tests.conftest import REPO
+
+    experiment = load_experiment(REPO / "search" / "kermany.yaml")
+    options = transfer_options(space_context(experiment.weights, experiment.data.image_size))
+    alphas = {
+        name: options[name]["model.params.weights"]["choice"]["imagenet"]["model.params.alpha"]
+        for name in ("mobilenet", "mobilenet_v2")
+    }
+    assert alphas == {
+        "mobilenet": {"choice": [0.25, 0.75]},
+        "mobilenet_v2": {"choice": [0.35, 0.5, 1.0]},
+    }

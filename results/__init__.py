@@ -13,3 +13,19 @@ Rooms import downward only: ``final`` -> ``serving`` -> ``report`` -> ``board``
 """
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+
+def lazy_exports(package: str, public: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` that imports each public name from its module on first use
+    (PEP 562), so importing one submodule of a room does not import the whole room."""
+
+    def __getattr__(name: str) -> Any:
+        if name in public:
+            return getattr(importlib.import_module(public[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -8,8 +8,7 @@ public names load on first use, so ``search`` can import :class:`SearchRecord` o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from results import lazy_exports
 
 _PUBLIC = {
     "FinalOptions": "results.final.options",
@@ -23,8 +22,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'results.final' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PUBLIC)

@@ -7,8 +7,7 @@ matplotlib), so importing a submodule stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from results import lazy_exports
 
 _PUBLIC = {
     "binary_evaluation": "results.report.evaluation",
@@ -19,8 +18,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'results.report' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PUBLIC)

@@ -7,8 +7,7 @@ figure). The public names load on first use (TensorFlow stays unimported until n
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from results import lazy_exports
 
 _PUBLIC = {
     "copy_export": "results.serving.export",
@@ -21,8 +20,4 @@ _PUBLIC = {
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'results.serving' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PUBLIC)

@@ -292,9 +292,32 @@ def calibrate_export(
         PneumoError: ``out`` holds files, or is the export itself.
         DataError: The site sample is refused (one class, nothing readable, no class folder).
     """
-    from pneumo_core.calibration import fit_platt
-
     model_dir = Path(model_dir).expanduser().resolve()
+    target_dir = _checked_target(model_dir, out, target_sensitivity)
+    site = site_predictions(model_dir, site_dir)
+    warnings = _warnings(site, target_sensitivity)
+    for line in warnings:
+        log(f"warning: {line}")
+    card = read_card(model_dir)
+    block = _calibration_block(card, site, Path(site_dir), target_sensitivity, seed, n_boot)
+    block["source_model"] = {
+        "folder": str(model_dir),
+        MODEL_FILE: sha256_of(model_dir / MODEL_FILE),
+    }
+    block["warnings"] = warnings
+    y, p = site.labels, site.probs
+    _write_copy(model_dir, target_dir, card, block)
+    if report:
+        from results.report.calibration_page import write_calibration_report
+
+        log(f"report: {write_calibration_report(block, y, p, target_dir)}")
+    log(summary_line(block))
+    return CalibrationOutcome(target_dir, block, tuple(warnings))
+
+
+def _checked_target(model_dir: Path, out: str | Path | None, target_sensitivity: float) -> Path:
+    """Where the copy goes (``MODEL_DIR-calibrated`` by default), refused when it is the
+    export itself or holds files, or when the target sensitivity is out of range."""
     target_dir = Path(out) if out else model_dir.with_name(model_dir.name + "-calibrated")
     target_dir = target_dir.expanduser().resolve()
     if target_dir == model_dir:
@@ -303,24 +326,29 @@ def calibrate_export(
         raise PneumoError(f"{target_dir}: exists and is not empty")
     if not 0 < target_sensitivity <= 1:
         raise PneumoError(f"--target-sensitivity must be in (0, 1], got {target_sensitivity}")
-    site = site_predictions(model_dir, site_dir)
-    warnings = _warnings(site, target_sensitivity)
-    for line in warnings:
-        log(f"warning: {line}")
-    card = read_card(model_dir)
+    return target_dir
+
+
+def _calibration_block(
+    card: dict, site: SitePredictions, site_dir: Path, target: float, seed: int, n_boot: int
+) -> dict[str, Any]:
+    """The card's ``site_calibration``: the fit, the sample, before and after, both
+    operating points and the cross-fitted estimate."""
+    from pneumo_core.calibration import fit_platt
+
     y, p = site.labels, site.probs
     slope, intercept = fit_platt(y, p)
     after = _platt(y, p)(p)
-    point = _operating_point(y, after, target_sensitivity, seed, n_boot)
+    point = _operating_point(y, after, target, seed, n_boot)
     validation_threshold = float(card["threshold"]["value"])
-    block = {
+    return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "method": "platt",
         "slope": slope,
         "intercept": intercept,
-        "target_sensitivity": target_sensitivity,
+        "target_sensitivity": target,
         "site_sample": {
-            "folder": str(Path(site_dir).expanduser().resolve()),
+            "folder": str(site_dir.expanduser().resolve()),
             "images": len(y),
             "counts": {card["class_names"][c]: int((y == c).sum()) for c in (0, 1)},
             "prevalence": float(y.mean()),
@@ -337,17 +365,8 @@ def calibrate_export(
             },
             "site": {**point, "on": "calibrated probability"},
         },
-        "cross_fitted": cross_fitted(y, p, target_sensitivity, seed=seed),
-        "source_model": {"folder": str(model_dir), MODEL_FILE: sha256_of(model_dir / MODEL_FILE)},
-        "warnings": warnings,
+        "cross_fitted": cross_fitted(y, p, target, seed=seed),
     }
-    _write_copy(model_dir, target_dir, card, block)
-    if report:
-        from results.report.calibration_page import write_calibration_report
-
-        log(f"report: {write_calibration_report(block, y, p, target_dir)}")
-    log(summary_line(block))
-    return CalibrationOutcome(target_dir, block, tuple(warnings))
 
 
 def _write_copy(model_dir: Path, target: Path, card: dict, block: dict) -> None:

@@ -113,19 +113,9 @@ def predict_files(
     for path in files:
         row: dict[str, Any] = {"path": str(path), "status": "ok", "error": ""}
         rows.append(row)
-        try:
-            pixels, info = _decode_with_info(path, card)
-        except BadImageError as exc:
-            row.update({"status": "error", "error": exc.reason})
-        else:
-            if info.dicom is not None:
-                verdict = check_scope(info.dicom, rules)
-                row.update(info.dicom.as_row())
-                row.update({"in_scope": verdict.in_scope, "scope_reason": verdict.reason})
-            if strict and row.get("in_scope") is False:
-                row.update({"status": "out_of_scope", "error": row["scope_reason"]})
-            else:
-                pending.append((len(rows) - 1, pixels))
+        pixels = _checked_pixels(path, card, row, strict, rules)
+        if pixels is not None:
+            pending.append((len(rows) - 1, pixels))
         if len(pending) >= batch_size:
             flush()
     flush()
@@ -139,6 +129,26 @@ def predict_files(
             for name in (*DICOM_FIELDS, "in_scope", "scope_reason"):
                 row.setdefault(name, "")
     return rows
+
+
+def _checked_pixels(
+    path: Path, card: dict[str, Any], row: dict[str, Any], strict: bool, rules
+) -> np.ndarray | None:
+    """The file's pixels, or None when it gives no probability (unreadable, or out of
+    scope with ``strict``); ``row`` gets the error, the DICOM fields and the verdict."""
+    try:
+        pixels, info = _decode_with_info(path, card)
+    except BadImageError as exc:
+        row.update({"status": "error", "error": exc.reason})
+        return None
+    if info.dicom is not None:
+        verdict = check_scope(info.dicom, rules)
+        row.update(info.dicom.as_row())
+        row.update({"in_scope": verdict.in_scope, "scope_reason": verdict.reason})
+    if strict and row.get("in_scope") is False:
+        row.update({"status": "out_of_scope", "error": row["scope_reason"]})
+        return None
+    return pixels
 
 
 def _probability_columns(classes: list[str], prob: Any, threshold: float) -> dict[str, Any]:

@@ -32,6 +32,7 @@ FINAL_FLAGS = (
     "family_check",
     "robustness",
     "site",
+    "select_on_site",
     "shortcut_audit",
 )
 
@@ -378,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a labelled folder from another site (NORMAL/, PNEUMONIA/): the exported model "
         "is scored there in its own report section, after every choice is made (it chooses "
         "nothing)",
+    )
+    final.add_argument(
+        "--select-on-site",
+        action=argparse.BooleanOptionalAction,
+        help="opt in: rank the candidates tied on validation (and the ensemble's members) by "
+        "their rw_auc on the --site sample; the model is reported as site-selected and the "
+        "site's figures as optimistic (never the default; the threshold stays validation's)",
     )
     final.add_argument(
         "--shortcut-audit",

@@ -59,6 +59,11 @@ class FinalOptions:
         site: A labelled folder from another site (``NORMAL/``, ``PNEUMONIA/``) scored once
             the model and threshold are chosen, in its own report section
             (:mod:`results.final.site`); it chooses nothing. None: no site check.
+        select_on_site: Opt in to rank the candidates tied within validation noise (and so
+            the ensemble's members) by their recall-weighted AUC on the ``site`` sample
+            instead of by ``select``; the report and card then call the model
+            **site-selected** and the site's figures optimistic. The threshold stays
+            validation's. Never the default.
     """
 
     top: int = 1
@@ -78,6 +83,7 @@ class FinalOptions:
     max_epoch_s: float | None = None
     shortcut_audit: bool = True
     site: str | None = None
+    select_on_site: bool = False
 
     def __post_init__(self) -> None:
         require(self.ensemble == 0 or self.ensemble >= 2, "ensemble", "must be 0 or >= 2")
@@ -95,6 +101,16 @@ class FinalOptions:
             self.max_epoch_s is None or self.max_epoch_s >= 0,
             "max_epoch_s",
             "must be >= 0 (0 = no limit)",
+        )
+        require(
+            not self.select_on_site or bool(self.site),
+            "select_on_site",
+            "needs a site sample (--site DIR or final: site:)",
+        )
+        require(
+            not (self.select_on_site and self.greedy),
+            "select_on_site",
+            "cannot be combined with greedy (greedy picks members on validation)",
         )
         require(self.n_boot >= 50, "n_boot", "must be >= 50")
         require(self.gallery >= 0, "gallery", "must be >= 0")

@@ -15,6 +15,9 @@ over the validation images). Among them, the rule decides:
   the collected configurations this tie-break kept the external set's scores rising with
   the number of trials where the plain objective's levelled off (bench/RESULTS.md, issue
   16, "Which pick among more trials").
+- ``site`` (only through ``final --site DIR --select-on-site``, never the default): the
+  best recall-weighted AUC on the labelled site sample; the report and card call the model
+  site-selected.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from typing import Any
 from results.final.candidates import Retrained, best_run, usable
 from results.final.options import SELECTION_RULES
 
-__all__ = ["SELECTION_RULES", "ranked_runs", "select_run", "tied_runs"]
+__all__ = ["SELECTION_RULES", "SITE_RULE", "ranked_runs", "select_run", "tied_runs"]
+
+#: The opt-in rule of ``final --select-on-site`` (not one of ``--select``'s choices).
+SITE_RULE = "site"
 
 
 _RESAMPLES = 500
@@ -72,15 +78,21 @@ def tied_runs(runs: list[Retrained], seed: int) -> tuple[list[Retrained], dict[s
 
 
 def select_run(
-    runs: list[Retrained], rule: str, seed: int, log: Callable[[str], None]
+    runs: list[Retrained],
+    rule: str,
+    seed: int,
+    log: Callable[[str], None],
+    site_scores: Callable[[list[Retrained]], list[float]] | None = None,
 ) -> tuple[Retrained, dict[str, Any]]:
     """The run the final stage keeps, by ``rule`` among the runs tied with the best.
 
     Args:
         runs: Every retraining.
-        rule: One of :data:`SELECTION_RULES`.
+        rule: One of :data:`SELECTION_RULES`, or :data:`SITE_RULE`.
         seed: Seed of the bootstrap.
         log: Where progress lines go.
+        site_scores: With :data:`SITE_RULE`: each tied run's site rw_auc
+            (:func:`results.final.site.site_rw_aucs`).
 
     Returns:
         ``(chosen, selection)``: ``selection`` holds the rule, the best run's interval,
@@ -103,11 +115,14 @@ def select_run(
     held_out: dict[str, Any] = {}
     if rule == "simplest":
         ranked = sorted(tied, key=lambda r: (r.result.param_count, tied.index(r)))
-    elif rule == "suite":
-        means = validation_suite_means(tied, seed)
-        for entry, mean in zip(entries, means):
-            entry["val_suite_mean_rw_auc"] = mean
-        order = sorted(range(len(tied)), key=lambda i: (-_finite(means[i]), i))
+    elif rule in ("suite", SITE_RULE):
+        if rule == SITE_RULE and site_scores is None:
+            raise ValueError("the site rule needs site_scores")
+        scores = site_scores(tied) if rule == SITE_RULE else validation_suite_means(tied, seed)
+        column = "site_rw_auc" if rule == SITE_RULE else "val_suite_mean_rw_auc"
+        for entry, score in zip(entries, scores):
+            entry[column] = score
+        order = sorted(range(len(tied)), key=lambda i: (-_finite(scores[i]), i))
         ranked = [tied[i] for i in order]
     else:
         from results.final.family_check import held_out_families
@@ -128,6 +143,7 @@ def select_run(
         "ranked": [_key(r) for r in ranked],
         "chosen": _key(chosen),
         "held_out": held_out,
+        "site_selected": rule == SITE_RULE,
     }
     return chosen, selection
 

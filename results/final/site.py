@@ -19,6 +19,8 @@ those choices (``tests/results/test_site.py`` checks it); the section only measu
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ import numpy as np
 from pneumo_errors import DataError
 from results.final.family_check import family_rates
 
-__all__ = ["SiteSample", "load_site", "site_check"]
+__all__ = ["SiteSample", "load_site", "site_check", "site_rw_aucs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,3 +132,40 @@ def site_check(
         "patients_in_training": len(shared),
         "used_for_choices": False,
     }
+
+
+def site_rw_aucs(runs: list, folder: str | Path, log: Callable[[str], None]) -> list[float]:
+    """Each run's recall-weighted AUC on the site sample (``final --select-on-site``).
+
+    The opt-in exception to "the site chooses nothing": the tied candidates are ranked by
+    it. The sample is decoded once per data configuration, like each run's own data.
+
+    Args:
+        runs: Retrained candidates (:class:`results.final.candidates.Retrained`); a run
+            whose model was released scores NaN.
+        folder: The site sample.
+        log: Where progress lines go.
+
+    Returns:
+        One rw_auc per run (its objective's ``tau`` and ``w``), in order.
+    """
+    from pneumo_core.data.pipeline import predict_batches
+    from pneumo_core.metrics import rw_auc
+
+    samples: dict[Any, SiteSample] = {}
+    scores = []
+    for run in runs:
+        if run.result.model is None:
+            scores.append(math.nan)
+            continue
+        site = samples.get(run.config.data)
+        if site is None:
+            site = samples[run.config.data] = load_site(
+                folder, run.data.config, run.data.class_names
+            )
+        objective = run.config.objective
+        probs = predict_batches(run.result.model, site.images.images)
+        labels = np.asarray(site.images.labels).astype(int)
+        scores.append(float(rw_auc(labels, probs, tau=objective.tau, w=objective.w)))
+        log(f"site selection: trial {run.trial_id} seed {run.seed} site rw_auc {scores[-1]:.4f}")
+    return scores

@@ -58,7 +58,7 @@ from results.final.family_check import families_on_test, held_out_families
 from results.final.label_audit import label_audit
 from results.final.options import FinalOptions
 from results.final.record import SearchRecord
-from results.final.selection import ranked_runs, select_run
+from results.final.selection import SITE_RULE, ranked_runs, select_run
 
 __all__ = [
     "FINAL_DIR",
@@ -190,7 +190,7 @@ def final_stage(
         options = dataclasses.replace(options, max_epoch_s=limit)  # the report says which
     rows = ranked_candidates(run_dir, board, max(options.top, options.ensemble), limit, log)
     runs = retrain(record, rows, options, log)
-    chosen, selection = select_run(runs, options.select, record.seed, log)
+    chosen, selection = _select(runs, options, record.seed, log)
     external = _external_set(chosen, log)
     ranked = ranked_runs(runs, selection)
     exported = _exported_model(runs, chosen, ranked, external, options, record.seed, log)
@@ -234,6 +234,18 @@ def final_stage(
     return FinalOutcome(run_dir / FINAL_DIR, report)
 
 
+def _select(runs: list[Retrained], options: FinalOptions, seed: int, log: Callable[[str], None]):
+    """The kept run by ``options.select``, or by the site sample when opted in."""
+    if not options.select_on_site:
+        return select_run(runs, options.select, seed, log)
+    from results.final.site import site_rw_aucs
+
+    log(f"selecting on the site sample {options.site} (--select-on-site): site-selected")
+    return select_run(
+        runs, SITE_RULE, seed, log, site_scores=lambda tied: site_rw_aucs(tied, options.site, log)
+    )
+
+
 def _external_set(chosen: Retrained, log: Callable[[str], None]):
     """The experiment's external labelled set (``data.external_root``), or None."""
     if not chosen.config.data.external_root:
@@ -252,6 +264,7 @@ def _measured_only(model, chosen: Retrained, scores, options, record, log) -> di
     site = _site_sample(chosen, options.site, log)
     if site is not None:
         out["site"] = _site_section(model, chosen, scores.operating, site, options, record)
+        out["site"]["used_for_choices"] = options.select_on_site
         log(_site_line(out["site"]))
     if options.shortcut_audit:
         from results.final.shortcut import shortcut_audit

@@ -85,9 +85,14 @@ def section_card(report: dict[str, Any]) -> str:
     if site:
         at = site.get("at_validation_threshold", {})
         own = site.get("site_threshold", {})
+        role = (
+            "<b>site-selected</b>: it ranked the candidates, so these are optimistic"
+            if site.get("used_for_choices")
+            else "chose nothing"
+        )
         parts.append(
             f"<p><b>Test-site check.</b> {site.get('images')} images from "
-            f"{esc(site.get('folder', ''))} (chose nothing): AUC "
+            f"{esc(site.get('folder', ''))} ({role}): AUC "
             f"{fmt(at.get('auc', {}).get('value'))}, at this threshold sensitivity "
             f"{fmt(at.get('sensitivity', {}).get('value'))} and specificity "
             f"{fmt(at.get('specificity', {}).get('value'))}; specificity "

@@ -67,7 +67,13 @@ def section_selection(report: dict[str, Any]) -> str:
     if not selection or selection.get("rule") == "objective":
         return ""
     interval = selection["interval"]
-    compared = ("value", "param_count", "family_worst_rw_auc", "val_suite_mean_rw_auc")
+    compared = (
+        "value",
+        "param_count",
+        "family_worst_rw_auc",
+        "val_suite_mean_rw_auc",
+        "site_rw_auc",
+    )
     keys = [k for k in compared if k in selection["tied"][0]]
     rows = [
         [t["trial_id"], t["seed"], *[t[k] for k in keys],
@@ -81,6 +87,20 @@ def section_selection(report: dict[str, Any]) -> str:
             f"interval of {interval['metric']} [{fmt(interval['low'])} – "
             f"{fmt(interval['high'])}]: within noise, they are ties. Among them the kept "
             f"model is chosen by <b>{selection['rule']}</b>.</p>",
+            _site_selected_note(selection),
             table(["trial", "seed", *keys, ""], rows),
         ]
+    )
+
+
+def _site_selected_note(selection: dict[str, Any]) -> str:
+    """The warning a site-selected model carries (``final --select-on-site``)."""
+    if not selection.get("site_selected"):
+        return ""
+    return (
+        '<p class="note"><strong>Site-selected</strong> (--select-on-site): the candidates '
+        "and the ensemble's members were ranked on the site sample, so the test-site "
+        "section's figures are optimistic for this site; the threshold is still "
+        "validation's. Score the model on other images of the site before relying on "
+        "them.</p>"
     )

@@ -188,8 +188,13 @@ def model_card(
                 if k in ("auc", "sensitivity", "specificity", "accuracy")
             },
             "site_threshold": site["site_threshold"],
-            "used_for_choices": False,
+            "used_for_choices": site.get("used_for_choices", False),
         }
+    selection = report.get("selection") or {}
+    card["selection"] = {
+        "rule": selection.get("rule", "objective"),
+        "site_selected": bool(selection.get("site_selected")),
+    }
     if "external" in report:
         external = report["external"]
         card["external_check"] = {

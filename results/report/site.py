@@ -34,9 +34,7 @@ def section_site(report: dict[str, Any]) -> str:
         [
             '<h2 id="site-check">Test-site check</h2>',
             f"<p>{site['images']} labelled images from {esc(site['folder'])} ({counts}; "
-            f"prevalence {fmt(site['prevalence'], 3)}), scored once the model and its "
-            "threshold were chosen: <strong>nothing here chose the model, its members or "
-            "its threshold</strong>.</p>",
+            f"prevalence {fmt(site['prevalence'], 3)}), " + _role(site) + "</p>",
             "<h3>At the operating threshold chosen on validation</h3>",
             table(["metric", "carved test", "95% interval", "site", "95% interval"], rows),
             "<h3>With the site's own threshold</h3>",
@@ -54,4 +52,18 @@ def section_site(report: dict[str, Any]) -> str:
             + (" (their images make the site look easier than it is)." if overlap else ".")
             + "</p>",
         ]
+    )
+
+
+def _role(site: dict[str, Any]) -> str:
+    """What the site sample did: only measured, or (opted in) ranked the candidates."""
+    if site.get("used_for_choices"):
+        return (
+            "which <strong>ranked the tied candidates and the ensemble's members "
+            "(--select-on-site): the model is site-selected and the figures below are "
+            "optimistic for this site</strong>; the threshold is still validation's."
+        )
+    return (
+        "scored once the model and its threshold were chosen: <strong>nothing here chose "
+        "the model, its members or its threshold</strong>."
     )

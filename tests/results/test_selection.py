@@ -217,3 +217,104 @@ def test_the_cost_guard_skips_trials_past_the_per_epoch_limit_and_says_which(tmp
     assert [r["trial_id"] for r in ranked_candidates(tmp_path, rows, 2)] == ["slow", "cut"]
     with pytest.raises(PneumoError, match="180 s per-epoch limit.*--max-epoch-s 0"):
         ranked_candidates(tmp_path, rows[:2], 1, max_epoch_s=180.0)
+
+
+class Brightness:
+    """A model whose probability is the image's mean brightness (or its opposite)."""
+
+    def __init__(self, sign: float = 1.0) -> None:
+        self.sign = sign
+
+    def predict_on_batch(self, batch):
+        mean = np.asarray(batch, dtype=np.float64).mean(axis=(1, 2, 3)) / 255.0
+        return (mean if self.sign > 0 else 1.0 - mean)[:, None]
+
+
+def test_select_on_site_ranks_the_tied_candidates_and_members_by_the_site(tmp_path):
+    """Opted in, the site sample (bright pneumonias) ranks two validation ties: the
+    candidate that orders the site right is kept, though validation put it second."""
+    from PIL import Image
+
+    from pneumo_core.data.config import DataConfig
+    from results.final.site import site_rw_aucs
+
+    for name, grey in (("NORMAL", 40), ("PNEUMONIA", 200)):
+        (tmp_path / name).mkdir()
+        for i in range(6):
+            pixels = np.full((24, 24), grey + 3 * i, np.uint8)
+            Image.fromarray(pixels).save(tmp_path / name / f"p{name[0]}{i}-{i}.png")
+    model = Scores()
+    best_value = roc_auc(LABELS, model.probs)
+    data = DataConfig(image_size=16, color_mode="grayscale", cache_dir=str(tmp_path / "cache"))
+    runs = [
+        run("wrong_on_site", best_value, 5000, model),
+        run("right_on_site", best_value - 0.01, 800, Brightness()),
+    ]
+    for r in runs:
+        r.data.config, r.data.class_names = data, ("NORMAL", "PNEUMONIA")
+    runs[0].result.model = ProbsThenDark(model)
+    lines: list[str] = []
+    chosen, selection = select_run(
+        runs,
+        "site",
+        0,
+        lines.append,
+        site_scores=lambda tied: site_rw_aucs(tied, tmp_path, lines.append),
+    )
+    assert chosen.trial_id == "right_on_site" and selection["site_selected"] is True
+    scores = {t["trial_id"]: t["site_rw_auc"] for t in selection["tied"]}
+    assert scores["right_on_site"] == 1.0 and scores["wrong_on_site"] < 0.5
+    members = ensemble_members(
+        runs, chosen, 2, lambda _: None, ranked=ranked_runs(runs, selection)
+    )
+    assert [m.trial_id for m in members] == ["right_on_site", "wrong_on_site"]
+    assert any("site rw_auc 1.0000" in line for line in lines)
+
+
+class ProbsThenDark:
+    """Validation: fixed probabilities (the best); the site: the darker, the likelier."""
+
+    def __init__(self, scores: Scores) -> None:
+        self.scores = scores
+
+    def predict_on_batch(self, batch):
+        if batch.shape[1:] == (2, 2, 1):  # the validation stand-in's images
+            return self.scores.predict_on_batch(batch)
+        return Brightness(-1.0).predict_on_batch(batch)
+
+
+def test_select_on_site_needs_a_site_and_no_greedy():
+    from pneumo_errors import ConfigError
+    from results.final.options import FinalOptions
+
+    with pytest.raises(ConfigError, match="select_on_site.*site sample"):
+        FinalOptions(select_on_site=True)
+    with pytest.raises(ConfigError, match="select_on_site.*greedy"):
+        FinalOptions(select_on_site=True, site="x", greedy=True, ensemble=2)
+    assert FinalOptions(select_on_site=True, site="x").select_on_site
+
+
+def test_a_site_selected_model_says_so_in_the_report():
+    from results.report.families import section_selection
+
+    selection = {
+        "rule": "site",
+        "site_selected": True,
+        "interval": {"metric": "rw_auc", "low": 0.9, "high": 0.95},
+        "tied": [{"run": "a/0", "trial_id": "a", "seed": 0, "value": 0.93, "site_rw_auc": 0.8}],
+        "chosen": "a/0",
+    }
+    html = section_selection({"selection": selection})
+    assert "Site-selected" in html and "site_rw_auc" in html and "optimistic" in html
+    assert "Site-selected" not in section_selection(
+        {"selection": {**selection, "rule": "suite", "site_selected": False}}
+    )
+
+
+def test_a_site_selected_card_calls_the_site_figures_optimistic():
+    from results.report.card_html import section_card
+
+    site = {"images": 40, "folder": "/site", "used_for_choices": True}
+    assert "site-selected" in section_card({"model_card": {"site_check": site}})
+    measured = section_card({"model_card": {"site_check": {**site, "used_for_choices": False}}})
+    assert "chose nothing" in measured and "site-selected" not in measured

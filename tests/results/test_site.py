@@ -84,3 +84,42 @@ def test_the_site_section_measures_a_hostile_site_that_steers_nothing(final_outc
     card = final_outcome.report["model_card"]["site_check"]
     assert card["images"] == 40 and card["used_for_choices"] is False
     assert any("site check (40 images)" in line for line in final_outcome.summary_lines())
+
+
+@pytest.mark.slow
+def test_select_on_site_is_opt_in_and_reported_as_site_selected(
+    searched_run, flipped_site, tmp_path
+):
+    """Opted in, the site ranks the candidates: the selection, the site section, the card
+    and the report all say the model is site-selected (the threshold stays validation's)."""
+    import shutil
+
+    from results.final.options import FinalOptions
+    from search.final_stage import run_final
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(searched_run, run_dir, ignore=shutil.ignore_patterns("final*"))
+    lines: list[str] = []
+    outcome = run_final(
+        run_dir,
+        FinalOptions(
+            top=2,
+            epochs=1,
+            n_boot=50,
+            gallery=0,
+            robustness=False,
+            shortcut_audit=False,
+            site=str(flipped_site),
+            select_on_site=True,
+        ),
+        log=lines.append,
+    )
+    report = outcome.report
+    assert report["selection"]["rule"] == "site" and report["selection"]["site_selected"]
+    assert all("site_rw_auc" in t for t in report["selection"]["tied"])
+    assert report["site"]["used_for_choices"] is True
+    assert report["model_card"]["selection"] == {"rule": "site", "site_selected": True}
+    assert report["model_card"]["site_check"]["used_for_choices"] is True
+    html = (outcome.folder / "report.html").read_text()
+    assert "Site-selected" in html and "site-selected" in html
+    assert any("--select-on-site" in line for line in lines)

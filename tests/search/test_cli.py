@@ -136,3 +136,8 @@ def test_final_takes_the_experiment_final_section_and_each_flag_replaces_its_key
     write_experiment(tmp_path / "experiment.yaml", data)
     line = one_line_error(cli("final", str(tmp_path), "--ensemble", "1"))
     assert "--ensemble: must be 0 or >= 2" in line, line
+    # selecting on the site is opt-in and needs the site sample named
+    line = one_line_error(cli("final", str(tmp_path), "--select-on-site"))
+    assert "--select-on-site: needs a site sample" in line, line
+    args = build_parser().parse_args(["final", str(tmp_path), "--site", "S", "--select-on-site"])
+    assert final_options(tmp_path, final_flags(args)).select_on_site

@@ -264,9 +264,7 @@ def test_select_on_site_ranks_the_tied_candidates_and_members_by_the_site(tmp_pa
     assert chosen.trial_id == "right_on_site" and selection["site_selected"] is True
     scores = {t["trial_id"]: t["site_rw_auc"] for t in selection["tied"]}
     assert scores["right_on_site"] == 1.0 and scores["wrong_on_site"] < 0.5
-    members = ensemble_members(
-        runs, chosen, 2, lambda _: None, ranked=ranked_runs(runs, selection)
-    )
+    members = ensemble_members(runs, chosen, 2, lambda _: None, ranked=ranked_runs(runs, selection))
     assert [m.trial_id for m in members] == ["right_on_site", "wrong_on_site"]
     assert any("site rw_auc 1.0000" in line for line in lines)
 

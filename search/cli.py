@@ -185,7 +185,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         warned = sum(row["in_scope"] is True and bool(row["scope_reason"]) for row in checked)
         what = "refused (--strict)" if args.strict else "flagged (probability given)"
         print(
-            f"pneumo-search: scope: {len(checked)} DICOM file(s) checked, {out} out of scope "
+            f"pneumo-search: scope: {len(checked)} file(s) checked, {out} out of scope "
             f"{what}, {warned} with a warning (the in_scope and scope_reason columns)",
             file=sys.stderr,
         )
@@ -418,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--strict",
         action="store_true",
-        help="give no probability for a file out of the model's scope (DICOM tags: not CR/DX, "
+        help="give no probability for a file out of the model's scope (pixels unlike the "
+        "training images; DICOM tags: not CR/DX, "
         "not the chest, lateral)",
     )
     predict.set_defaults(func=_cmd_predict)

@@ -266,3 +266,14 @@ def test_surrogate_simulation_quick():
         for setting in ("default", "random", "hyperband", "default_warm"):
             assert re.search(rf"^{setting} \| \d+ \|", block, re.M), (setting, block)
     assert "simulated searches in" in stdout
+
+
+def test_pixel_scope_quick(mini_root, tmp_path):
+    """The detector's bench: false alarms on in-scope folders, detection per kind."""
+    import json
+
+    out = run_quick("pixel_scope.py", str(mini_root), "--out", str(tmp_path))
+    assert "false alarm: test" in out and "detected: inverted radiograph" in out
+    (row,) = json.loads((tmp_path / "pixel_scope.json").read_text())["rows"]
+    assert row["false_alarm"]["test"]["images"] > 100
+    assert row["detection"]["blank frame"]["rate"] == 1.0

@@ -224,9 +224,10 @@ def final_stage(
     )
     report["families"] = families
     report["selection"] = {k: v for k, v in selection.items() if k != "held_out"}
-    report.update(_measured_only(exported.model, chosen, scores, options, record, log))
+    measured, detector = _measured_only(exported.model, chosen, scores, options, record, log)
+    report.update(measured)
     with _staged(run_dir / FINAL_DIR) as folder:
-        _write_outputs(folder, exported, chosen, scores, report, record, options)
+        _write_outputs(folder, exported, chosen, scores, report, record, options, detector)
         if options.label_audit:
             report["label_audit"] = label_audit(chosen, options.label_audit, folder, 12, log)
         report["seconds"] = round(time.perf_counter() - start, 1)
@@ -257,15 +258,30 @@ def _external_set(chosen: Retrained, log: Callable[[str], None]):
     return external
 
 
-def _measured_only(model, chosen: Retrained, scores, options, record, log) -> dict[str, Any]:
+def _measured_only(model, chosen: Retrained, scores, options, record, log):
     """The report sections that measure the exported model and choose nothing: the site
-    check (``--site``) and the shortcut audit. They run after every choice is made."""
+    check (``--site``), the shortcut audit and the pixel scope detector (fitted on the
+    train split, thresholded on validation, exported with the model). They run after every
+    choice is made.
+
+    Returns:
+        ``(sections, detector)``: the report's sections and the fitted
+        :class:`results.serving.pixel_scope.PixelScope`.
+    """
+    from results.final.scope_check import fit_and_measure
+
     out: dict[str, Any] = {}
     site = _site_sample(chosen, options.site, log)
     if site is not None:
         out["site"] = _site_section(model, chosen, scores.operating, site, options, record)
         out["site"]["used_for_choices"] = options.select_on_site
         log(_site_line(out["site"]))
+    config = chosen.data.config
+    spec = {"size": config.image_size, "color_mode": config.color_mode, "aspect": config.aspect}
+    detector, out["pixel_scope"] = fit_and_measure(
+        chosen.data, spec, site.images.images if site else None, record.seed
+    )
+    log(_pixel_scope_line(out["pixel_scope"]))
     if options.shortcut_audit:
         from results.final.shortcut import shortcut_audit
 
@@ -273,7 +289,16 @@ def _measured_only(model, chosen: Retrained, scores, options, record, log) -> di
         out["shortcut_audit"] = shortcut_audit(
             model, chosen.data, scores.test, scores.operating, site.images if site else None
         )
-    return out
+    return out, detector
+
+
+def _pixel_scope_line(section: dict[str, Any]) -> str:
+    """One line: the pixel scope detector's false alarms and detections."""
+    alarms = ", ".join(f"{k} {v['rate']:.3f}" for k, v in section["false_alarm"].items())
+    return (
+        f"pixel scope: false alarms {alarms} (target {section['false_alarm_target']:g}); "
+        f"out-of-scope images flagged {section['detection_rate']:.3f}"
+    )
 
 
 def _site_sample(chosen: Retrained, folder: str | None, log: Callable[[str], None]):
@@ -394,8 +419,10 @@ def _write_outputs(
     report: dict[str, Any],
     record: SearchRecord,
     options: FinalOptions,
+    detector=None,
 ) -> None:
-    """Predictions, the Grad-CAM gallery and the exported model with its card."""
+    """Predictions, the Grad-CAM gallery and the exported model with its card (and its
+    pixel scope detector)."""
     from results.report.model_card import model_card
     from results.serving.export import export_model, read_card
 
@@ -414,7 +441,7 @@ def _write_outputs(
         members=exported.members,
         tta_views=TTA_VIEWS if options.tta else (),
     )
-    export_model(exported.model, folder / "model", card)
+    export_model(exported.model, folder / "model", card, detector)
     report["model"] = {"folder": "model", "card": "model/model_card.json"}
     report["model_card"] = read_card(folder / "model")  # as exported: hashes, serving
 

@@ -17,6 +17,7 @@ from results.report.calibration import after_scaling, calibration_note
 from results.report.card_html import definitions, section_card
 from results.report.families import section_families, section_selection
 from results.report.html_parts import CSS, esc, fmt, img, interval, table
+from results.report.pixel_scope import section_pixel_scope
 from results.report.shortcut import section_shortcut
 from results.report.site import section_site
 
@@ -472,6 +473,7 @@ def render_html(report: dict[str, Any], figures: dict[str, bytes], folder: Path)
         _section_external(report),
         section_site(report),
         section_shortcut(report),
+        section_pixel_scope(report),
         section_families(report),
         section_selection(report),
         _section_robustness(report, figures),

@@ -190,6 +190,12 @@ def model_card(
             "site_threshold": site["site_threshold"],
             "used_for_choices": site.get("used_for_choices", False),
         }
+    if "pixel_scope" in report:
+        card["pixel_scope"] = {
+            **report["pixel_scope"],
+            "file": "pixel_scope.npz",
+            "used_by": "predict: in_scope/scope_reason columns; --strict gives no probability",
+        }
     selection = report.get("selection") or {}
     card["selection"] = {
         "rule": selection.get("rule", "objective"),

@@ -33,7 +33,14 @@ from typing import Any
 import numpy as np
 
 from pneumo_errors import DataError, PneumoError
-from results.serving.export import MODEL_FILE, export_model, load_exported, read_card, sha256_of
+from results.serving.export import (
+    MODEL_FILE,
+    export_model,
+    load_exported,
+    load_pixel_scope,
+    read_card,
+    sha256_of,
+)
 from results.serving.predict import collect_files, predict_files
 
 __all__ = [
@@ -397,7 +404,7 @@ def _write_copy(model_dir: Path, target: Path, card: dict, block: dict) -> None:
     kept["site_calibration"]["before"] = {k: v for k, v in block["before"].items() if k != "bins"}
     kept["site_calibration"]["after"] = {k: v for k, v in block["after"].items() if k != "bins"}
     target.mkdir(parents=True, exist_ok=True)
-    export_model(calibrated, target, kept)
+    export_model(calibrated, target, kept, load_pixel_scope(model_dir, card))
 
 
 def summary_line(block: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from pneumo_contracts.run_folder import FINAL_DIR
 from pneumo_core.train.checkpoint_files import sha256_file
 from pneumo_errors import PneumoError
+from results.serving.pixel_scope import PIXEL_SCOPE_FILE, PixelScope
 from results.serving.saved_model import (
     BYTES_SIGNATURE,
     SIGNATURES,
@@ -29,6 +30,7 @@ __all__ = [
     "copy_export",
     "export_model",
     "load_exported",
+    "load_pixel_scope",
     "read_card",
     "sha256_of",
     "tree_sha256",
@@ -45,13 +47,17 @@ def sha256_of(path: str | Path) -> str:
     return sha256_file(Path(path))
 
 
-def export_model(model: Any, folder: str | Path, card: dict[str, Any]) -> Path:
+def export_model(
+    model: Any, folder: str | Path, card: dict[str, Any], pixel_scope: PixelScope | None = None
+) -> Path:
     """Writes ``model.keras``, ``saved_model/`` and ``model_card.json`` into ``folder``.
 
     Args:
         model: The trained Keras model (inputs: float images in ``[0, 255]``).
         folder: Destination (created; existing files of an earlier export are replaced).
         card: What the card says besides files and hashes (classes, input, threshold...).
+        pixel_scope: The pixel scope detector ``predict`` checks inputs with (written as
+            ``pixel_scope.npz``, its sha256 in the card), or None.
 
     Returns:
         The folder.
@@ -82,6 +88,9 @@ def export_model(model: Any, folder: str | Path, card: dict[str, Any]) -> Path:
             },
         },
     }
+    if pixel_scope is not None:
+        path = pixel_scope.save(folder)
+        full["files"][PIXEL_SCOPE_FILE] = {"sha256": sha256_of(path)}
     (folder / CARD_FILE).write_text(json.dumps(full, indent=2, default=str))
     return folder
 
@@ -153,6 +162,27 @@ def load_exported(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     return model, card
 
 
+def load_pixel_scope(folder: str | Path, card: dict[str, Any]) -> PixelScope | None:
+    """The export's pixel scope detector after checking its sha256 against the card, or
+    None when the export has none (made before the detector existed).
+
+    Raises:
+        PneumoError: The file is missing though the card lists it, or its sha256 differs.
+    """
+    expected = card.get("files", {}).get(PIXEL_SCOPE_FILE, {}).get("sha256")
+    if expected is None:
+        return None
+    path = Path(folder) / PIXEL_SCOPE_FILE
+    if not path.is_file():
+        raise PneumoError(f"{path}: missing (the model card lists it); export the model again")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise PneumoError(
+            f"{path}: sha256 {actual[:12]}... does not match the model card's {expected[:12]}..."
+        )
+    return PixelScope.load(folder)
+
+
 def copy_export(run_dir: str | Path, to: str | Path) -> Path:
     """Copies ``RUN_DIR/final/model`` to ``to`` (which must not exist or be empty).
 
@@ -175,7 +205,7 @@ def copy_export(run_dir: str | Path, to: str | Path) -> Path:
     # An export from before the serve_bytes signature: written again from model.keras.
     model, card = load_exported(source)
     kept = {k: v for k, v in card.items() if k not in ("card_version", "serving", "files")}
-    return export_model(model, target, kept)
+    return export_model(model, target, kept, load_pixel_scope(source, card))
 
 
 def has_bytes_signature(card: dict[str, Any]) -> bool:

@@ -18,8 +18,13 @@ from pneumo_core.data.decode import BadImageError, decode_image
 from pneumo_core.data.dicom import DICOM_FIELDS
 from pneumo_errors import PneumoError
 from results.board.leaderboard import csv_text, write_csv_atomic
-from results.serving.export import load_exported
-from results.serving.scope import ScopeRules, check_scope
+from results.serving.export import load_exported, load_pixel_scope
+from results.serving.pixel_scope import PixelScope
+from results.serving.scope import ScopeRules, ScopeVerdict, check_scope
+
+#: The CSV's scope columns (every row, when the export has a pixel scope detector or any
+#: input is a DICOM file).
+SCOPE_FIELDS = ("in_scope", "scope_reason")
 
 __all__ = ["collect_files", "explain_image", "predict_files", "predictions_csv", "walk_inputs"]
 
@@ -94,6 +99,7 @@ def predict_files(
         read out.
     """
     model, card = load_exported(model_dir)
+    detector = load_pixel_scope(model_dir, card)
     from pneumo_core.data.pipeline import predict_batches
 
     classes = list(card["class_names"])
@@ -113,42 +119,59 @@ def predict_files(
     for path in files:
         row: dict[str, Any] = {"path": str(path), "status": "ok", "error": ""}
         rows.append(row)
-        pixels = _checked_pixels(path, card, row, strict, rules)
+        pixels = _checked_pixels(path, card, row, strict, rules, detector)
         if pixels is not None:
             pending.append((len(rows) - 1, pixels))
         if len(pending) >= batch_size:
             flush()
     flush()
-    dicom = any("in_scope" in row for row in rows)
+    dicom = any("modality" in row for row in rows)
+    scoped = detector is not None or any("in_scope" in row for row in rows)
     for row in rows:
         for name in classes:
             row.setdefault(f"prob_{name}", "")
         row.setdefault("label", "")
         row["threshold"] = threshold
-        if dicom:
-            for name in (*DICOM_FIELDS, "in_scope", "scope_reason"):
-                row.setdefault(name, "")
+        for name in (*(DICOM_FIELDS if dicom else ()), *(SCOPE_FIELDS if scoped else ())):
+            row.setdefault(name, "")
     return rows
 
 
 def _checked_pixels(
-    path: Path, card: dict[str, Any], row: dict[str, Any], strict: bool, rules
+    path: Path,
+    card: dict[str, Any],
+    row: dict[str, Any],
+    strict: bool,
+    rules,
+    detector: PixelScope | None = None,
 ) -> np.ndarray | None:
     """The file's pixels, or None when it gives no probability (unreadable, or out of
-    scope with ``strict``); ``row`` gets the error, the DICOM fields and the verdict."""
+    scope with ``strict``); ``row`` gets the error, the DICOM fields and the verdict of
+    the tags and of the pixels (every reason, ``; ``-joined)."""
     try:
         pixels, info = _decode_with_info(path, card)
     except BadImageError as exc:
         row.update({"status": "error", "error": exc.reason})
         return None
+    verdicts = []
     if info.dicom is not None:
-        verdict = check_scope(info.dicom, rules)
+        verdicts.append(check_scope(info.dicom, rules))
         row.update(info.dicom.as_row())
-        row.update({"in_scope": verdict.in_scope, "scope_reason": verdict.reason})
+    if detector is not None:
+        verdicts.append(pixel_verdict(detector, pixels))
+    if verdicts:
+        row["in_scope"] = all(v.in_scope for v in verdicts)
+        row["scope_reason"] = "; ".join(v.reason for v in verdicts if v.reason)
     if strict and row.get("in_scope") is False:
         row.update({"status": "out_of_scope", "error": row["scope_reason"]})
         return None
     return pixels
+
+
+def pixel_verdict(detector: PixelScope, pixels: np.ndarray) -> ScopeVerdict:
+    """The pixel scope detector's verdict on one decoded image."""
+    (score,), (flagged,) = detector.out_of_scope(pixels[None])
+    return ScopeVerdict(not flagged, detector.reason(score) if flagged else "")
 
 
 def _probability_columns(classes: list[str], prob: Any, threshold: float) -> dict[str, Any]:
@@ -194,7 +217,8 @@ def explain_image(
         explain_class: A class name to explain instead of the predicted one.
 
     Returns:
-        The prediction row (``prob_<class>``, ``label``) with ``threshold``,
+        The prediction row (``prob_<class>``, ``label``; ``in_scope`` and
+        ``scope_reason`` when the export has a pixel scope detector) with ``threshold``,
         ``explained`` (the class mapped), ``flat`` (whether the map is flat: it then says
         nothing about where the model looked) and ``overlay`` (the figure's path).
 
@@ -202,6 +226,7 @@ def explain_image(
         PneumoError: The image cannot be decoded, or ``explain_class`` is not a class.
     """
     model, card = load_exported(model_dir)
+    detector = load_pixel_scope(model_dir, card)
     from pneumo_core.data.pipeline import predict_batches
     from pneumo_core.explain import grad_cam
     from results.report.plots import gradcam_figure
@@ -219,6 +244,9 @@ def explain_image(
     threshold = float(card["threshold"]["value"])
     prob = predict_batches(model, batch)[0]
     row = {"path": str(image), **_probability_columns(classes, prob, threshold)}
+    if detector is not None:
+        verdict = pixel_verdict(detector, pixels)
+        row.update({"in_scope": verdict.in_scope, "scope_reason": verdict.reason})
     explained = explain_class or row["label"]
     heat = grad_cam(model, batch, class_index=classes.index(explained))[0]
     flat = bool(float(heat.max()) - float(heat.min()) < FLAT_MAP_SPAN)

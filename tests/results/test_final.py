@@ -345,6 +345,7 @@ def test_export_copies_the_model_and_refuses_a_non_empty_target(final_outcome, t
     assert sorted(p.name for p in target.iterdir()) == [
         "model.keras",
         "model_card.json",
+        "pixel_scope.npz",
         "saved_model",
     ]
     card = json.loads((target / "model_card.json").read_text())

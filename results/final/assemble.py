@@ -208,18 +208,15 @@ def assemble_report(
         comparison: :func:`results.final.ensemble.side_by_side`'s result, or None.
         robustness: The robustness table of the test split, or None.
     """
-    from pneumo_core.environment import describe_environment
-
     data, config = chosen.data, chosen.config
     objective = config.objective
-    operating = scores.operating
     seed = record.seed
 
     def evaluate(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
         return binary_evaluation(
             labels,
             probs,
-            operating,
+            scores.operating,
             class_names=data.class_names,
             seed=seed,
             n_boot=options.n_boot,
@@ -227,11 +224,6 @@ def assemble_report(
             w=objective.w,
         )
 
-    val_labels = data.labels[data.splits["val"]]
-    test_labels = data.labels[data.splits["test"]]
-    test_eval = evaluate(test_labels, scores.test)
-    test_calibration = calibration(test_labels, scores.test, seed=seed)
-    groups = [subgroup_of(data.relpaths[i], int(data.labels[i])) for i in data.splits["test"]]
     report: dict[str, Any] = {
         "report_version": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -239,55 +231,10 @@ def assemble_report(
         "experiment": record.name,
         "data": data.summary,
         "search": search_summary,
-        "final": {
-            "options": dataclasses.asdict(options),
-            "objective": objective.model_key,
-            "mode": objective.mode,
-            "runs": [
-                {
-                    "trial_id": r.trial_id,
-                    "seed": r.seed,
-                    "status": r.result.status,
-                    "best_epoch": r.result.best_epoch,
-                    "epochs_run": r.result.epochs_run,
-                    "validation_objective": r.value,
-                    "seconds": round(r.result.seconds, 1),
-                    "chosen": r is chosen,
-                }
-                for r in runs
-            ],
-            "chosen": {"trial_id": chosen.trial_id, "seed": chosen.seed},
-            "validation_metrics": chosen.result.best_metrics,
-            "history": chosen.result.history,
-            "param_count": chosen.result.param_count,
-        },
-        "thresholds": {
-            "chosen": "operating",
-            "target_sensitivity": options.target_sensitivity,
-            "validation": threshold_summary(val_labels, scores.val, scores.thresholds),
-            "test": threshold_summary(test_labels, scores.test, scores.thresholds),
-        },
-        "test": {
-            **test_eval,
-            "curves": curves(test_labels, scores.test),
-            "calibration": {
-                **test_calibration,
-                "temperature_scaling": temperature_scaling(
-                    val_labels, scores.val, test_labels, scores.test, seed, test_calibration
-                ),
-            },
-            "subgroups": subgroup_evaluation(test_labels, scores.test, groups, operating),
-        },
+        "final": _final_block(options, runs, chosen),
+        **_test_sections(data, scores, options.target_sensitivity, seed, evaluate),
         "predictions": dict(PREDICTION_FILES),
-        "environment": {
-            **describe_environment(),
-            "seeds": {
-                "search": record.seed,
-                "split": config.data.split_seed,
-                "retrain": sorted({r.seed for r in runs}),
-                "bootstrap": seed,
-            },
-        },
+        "environment": _environment(record.seed, config.data.split_seed, runs),
         "config": {"experiment": record.experiment, "final_model": to_dict(config)},
         "data_fingerprint": data.fingerprint,
     }
@@ -296,16 +243,90 @@ def assemble_report(
     if robustness is not None:
         report["robustness"] = robustness
     if options.ensemble or options.tta:
-        report["ensemble"] = {
-            "members": [m.trial_id for m in members],
-            "tta_views": [list(v) for v in TTA_VIEWS] if options.tta else [],
-            "comparison": comparison["comparison"] if comparison else [],
-        }
-        if options.ensemble and len(members) < 2:
-            report["ensemble"]["note"] = (
-                f"only {len(members)} usable configuration; the single best model is used"
-            )
+        report["ensemble"] = _ensemble_block(options, members, comparison)
     return report
+
+
+def _environment(seed: int, split_seed: int, runs: list[Retrained]) -> dict[str, Any]:
+    """Versions, hardware and every seed (the bootstrap's is the search's)."""
+    from pneumo_core.environment import describe_environment
+
+    return {
+        **describe_environment(),
+        "seeds": {
+            "search": seed,
+            "split": split_seed,
+            "retrain": sorted({r.seed for r in runs}),
+            "bootstrap": seed,
+        },
+    }
+
+
+def _final_block(options: FinalOptions, runs: list[Retrained], chosen: Retrained) -> dict[str, Any]:
+    """The report's ``final``: the options, every retraining and the chosen one."""
+    objective = chosen.config.objective
+    return {
+        "options": dataclasses.asdict(options),
+        "objective": objective.model_key,
+        "mode": objective.mode,
+        "runs": [
+            {
+                "trial_id": r.trial_id,
+                "seed": r.seed,
+                "status": r.result.status,
+                "best_epoch": r.result.best_epoch,
+                "epochs_run": r.result.epochs_run,
+                "validation_objective": r.value,
+                "seconds": round(r.result.seconds, 1),
+                "chosen": r is chosen,
+            }
+            for r in runs
+        ],
+        "chosen": {"trial_id": chosen.trial_id, "seed": chosen.seed},
+        "validation_metrics": chosen.result.best_metrics,
+        "history": chosen.result.history,
+        "param_count": chosen.result.param_count,
+    }
+
+
+def _test_sections(data, scores: ExportedScores, target: float, seed: int, evaluate) -> dict:
+    """The report's ``thresholds`` and ``test``: the evaluation at the operating threshold,
+    curves, calibration (with temperature scaling fitted on validation) and subgroups."""
+    val_labels = data.labels[data.splits["val"]]
+    test_labels = data.labels[data.splits["test"]]
+    test_calibration = calibration(test_labels, scores.test, seed=seed)
+    groups = [subgroup_of(data.relpaths[i], int(data.labels[i])) for i in data.splits["test"]]
+    return {
+        "thresholds": {
+            "chosen": "operating",
+            "target_sensitivity": target,
+            "validation": threshold_summary(val_labels, scores.val, scores.thresholds),
+            "test": threshold_summary(test_labels, scores.test, scores.thresholds),
+        },
+        "test": {
+            **evaluate(test_labels, scores.test),
+            "curves": curves(test_labels, scores.test),
+            "calibration": {
+                **test_calibration,
+                "temperature_scaling": temperature_scaling(
+                    val_labels, scores.val, test_labels, scores.test, seed, test_calibration
+                ),
+            },
+            "subgroups": subgroup_evaluation(test_labels, scores.test, groups, scores.operating),
+        },
+    }
+
+
+def _ensemble_block(options: FinalOptions, members: list[Retrained], comparison) -> dict:
+    """The report's ``ensemble``: members, TTA views and the side-by-side comparison."""
+    block: dict[str, Any] = {
+        "members": [m.trial_id for m in members],
+        "tta_views": [list(v) for v in TTA_VIEWS] if options.tta else [],
+        "comparison": comparison["comparison"] if comparison else [],
+    }
+    if options.ensemble and len(members) < 2:
+        block["note"] = f"only {len(members)} usable configuration; the single best model is used"
+    return block
 
 
 def write_predictions(path: Path, data, split: str, probs: np.ndarray, threshold: float) -> None:

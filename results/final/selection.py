@@ -112,28 +112,7 @@ def select_run(
          "param_count": r.result.param_count}
         for r in tied
     ]  # fmt: skip
-    held_out: dict[str, Any] = {}
-    if rule == "simplest":
-        ranked = sorted(tied, key=lambda r: (r.result.param_count, tied.index(r)))
-    elif rule in ("suite", SITE_RULE):
-        if rule == SITE_RULE and site_scores is None:
-            raise ValueError("the site rule needs site_scores")
-        scores = site_scores(tied) if rule == SITE_RULE else validation_suite_means(tied, seed)
-        column = "site_rw_auc" if rule == SITE_RULE else "val_suite_mean_rw_auc"
-        for entry, score in zip(entries, scores):
-            entry[column] = score
-        order = sorted(range(len(tied)), key=lambda i: (-_finite(scores[i]), i))
-        ranked = [tied[i] for i in order]
-    else:
-        from results.final.family_check import held_out_families
-
-        for run, entry in zip(tied, entries):
-            held_out[_key(run)] = held_out_families(run, log)
-            entry["family_worst_rw_auc"] = held_out[_key(run)]["worst_rw_auc"]
-        ranked = sorted(
-            tied,
-            key=lambda r: (-_finite(held_out[_key(r)]["worst_rw_auc"]), tied.index(r)),
-        )
+    ranked, held_out = _ranked(tied, entries, rule, seed, log, site_scores)
     chosen = ranked[0]
     log(f"chosen: trial {chosen.trial_id} seed {chosen.seed}")
     selection = {
@@ -146,6 +125,32 @@ def select_run(
         "site_selected": rule == SITE_RULE,
     }
     return chosen, selection
+
+
+def _ranked(tied, entries, rule, seed, log, site_scores) -> tuple[list[Retrained], dict]:
+    """The tied runs in the rule's order (each entry gains what the rule compared), and
+    for ``family`` each run's held-out family results."""
+    held_out: dict[str, Any] = {}
+    if rule == "simplest":
+        return sorted(tied, key=lambda r: (r.result.param_count, tied.index(r))), held_out
+    if rule in ("suite", SITE_RULE):
+        if rule == SITE_RULE and site_scores is None:
+            raise ValueError("the site rule needs site_scores")
+        scores = site_scores(tied) if rule == SITE_RULE else validation_suite_means(tied, seed)
+        column = "site_rw_auc" if rule == SITE_RULE else "val_suite_mean_rw_auc"
+        for entry, score in zip(entries, scores):
+            entry[column] = score
+        order = sorted(range(len(tied)), key=lambda i: (-_finite(scores[i]), i))
+        return [tied[i] for i in order], held_out
+    from results.final.family_check import held_out_families
+
+    for run, entry in zip(tied, entries):
+        held_out[_key(run)] = held_out_families(run, log)
+        entry["family_worst_rw_auc"] = held_out[_key(run)]["worst_rw_auc"]
+    ranked = sorted(
+        tied, key=lambda r: (-_finite(held_out[_key(r)]["worst_rw_auc"]), tied.index(r))
+    )
+    return ranked, held_out
 
 
 def ranked_runs(runs: list[Retrained], selection: dict[str, Any]) -> list[Retrained] | None:

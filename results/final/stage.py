@@ -184,31 +184,17 @@ def final_stage(
     start = time.perf_counter()
     run_dir = Path(run_dir).expanduser().resolve()
     board = read_csv_rows(run_dir / LEADERBOARD_FILE)
-    limit = options.max_epoch_s
-    if limit is None:  # the search's own limit
-        limit = float((record.experiment.get("search") or {}).get("max_epoch_s") or 0.0)
-        options = dataclasses.replace(options, max_epoch_s=limit)  # the report says which
-    rows = ranked_candidates(run_dir, board, max(options.top, options.ensemble), limit, log)
+    options = _with_cost_limit(options, record)
+    rows = ranked_candidates(
+        run_dir, board, max(options.top, options.ensemble), options.max_epoch_s, log
+    )
     runs = retrain(record, rows, options, log)
     chosen, selection = _select(runs, options, record.seed, log)
     external = _external_set(chosen, log)
     ranked = ranked_runs(runs, selection)
     exported = _exported_model(runs, chosen, ranked, external, options, record.seed, log)
-    scores = score_exported(
-        exported.model,
-        chosen.data,
-        external,
-        options.target_sensitivity,
-        known=exported.comparison["probs"] if exported.comparison else None,
-    )
-    target = options.target_sensitivity
-    log(f"threshold {scores.operating:.4f} (validation sensitivity >= {target:g})")
+    scores = _scored(exported, chosen, external, options.target_sensitivity, log)
     robustness = _robustness(exported.model, chosen, scores.operating, record.seed, options, log)
-    families = {
-        "test": families_on_test(chosen.data, scores.test, scores.operating),
-        "held_out": selection.get("held_out", {}).get(selection["chosen"])
-        or (held_out_families(chosen, log) if options.family_check else None),
-    }
     report = assemble_report(
         run_dir=run_dir,
         record=record,
@@ -222,7 +208,7 @@ def final_stage(
         comparison=exported.comparison,
         robustness=robustness,
     )
-    report["families"] = families
+    report["families"] = _families(chosen, scores, selection, options, log)
     report["selection"] = {k: v for k, v in selection.items() if k != "held_out"}
     measured, detector = _measured_only(exported.model, chosen, scores, options, record, log)
     report.update(measured)
@@ -233,6 +219,38 @@ def final_stage(
         report["seconds"] = round(time.perf_counter() - start, 1)
         report = _write_report(folder, report)
     return FinalOutcome(run_dir / FINAL_DIR, report)
+
+
+def _scored(exported: ExportedModel, chosen: Retrained, external, target: float, log):
+    """The exported model's probabilities and its operating threshold (from validation)."""
+    scores = score_exported(
+        exported.model,
+        chosen.data,
+        external,
+        target,
+        known=exported.comparison["probs"] if exported.comparison else None,
+    )
+    log(f"threshold {scores.operating:.4f} (validation sensitivity >= {target:g})")
+    return scores
+
+
+def _with_cost_limit(options: FinalOptions, record: SearchRecord) -> FinalOptions:
+    """The options with the cost guard set: the flag's, else the search's own limit (the
+    report then says which)."""
+    if options.max_epoch_s is not None:
+        return options
+    limit = float((record.experiment.get("search") or {}).get("max_epoch_s") or 0.0)
+    return dataclasses.replace(options, max_epoch_s=limit)
+
+
+def _families(chosen: Retrained, scores, selection: dict, options: FinalOptions, log) -> dict:
+    """Results by acquisition family on test, and held out of training when checked (the
+    ``family`` selection rule's own, or ``--family-check``'s)."""
+    return {
+        "test": families_on_test(chosen.data, scores.test, scores.operating),
+        "held_out": selection.get("held_out", {}).get(selection["chosen"])
+        or (held_out_families(chosen, log) if options.family_check else None),
+    }
 
 
 def _select(runs: list[Retrained], options: FinalOptions, seed: int, log: Callable[[str], None]):

@@ -33,11 +33,36 @@ def section_card(report: dict[str, Any]) -> str:
     card = report.get("model_card")
     if not card:
         return ""
+    data = card.get("training_data", {})
+    parts = [
+        '<h2 id="model-card">Model card</h2>',
+        '<p class="note">As exported in <code>model/model_card.json</code> '
+        f"({esc(card.get('name'))}).</p>",
+        f"<p><b>Intended use.</b> {esc(card.get('intended_use', ''))}</p>",
+        "<p><b>Out of scope.</b></p>" + _bullets(card.get("out_of_scope", [])),
+        f"<p><b>Training data.</b> {esc(data.get('provenance', ''))}. Split "
+        f"{esc(data.get('files', {}).get('split', ''))}; fingerprint "
+        f"<code>{esc(str(data.get('fingerprint', ''))[:16])}</code>.</p>",
+        *_card_test(card),
+        _card_robustness(card.get("robustness") or {}),
+        _card_site(card.get("site_check") or {}),
+        "<p><b>Known limitations.</b></p>" + _bullets(card.get("limitations", [])),
+        *_card_serving(card),
+    ]
+    return "\n".join(part for part in parts if part)
+
+
+def _bullets(items: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{esc(item)}</li>" for item in items) + "</ul>"
+
+
+def _card_test(card: dict[str, Any]) -> list[str]:
+    """The card's test results, PPV/NPV by prevalence and calibration."""
     test = card.get("test", {})
-    metrics = test.get("metrics_with_95_intervals", {})
+    threshold = card.get("threshold", {})
     results = [
         [name, m.get("value"), interval(m)]
-        for name, m in metrics.items()
+        for name, m in test.get("metrics_with_95_intervals", {}).items()
         if name in ("auc", "sensitivity", "specificity", "ppv", "npv", "accuracy")
     ]
     prevalence = [
@@ -46,25 +71,7 @@ def section_card(report: dict[str, Any]) -> str:
     ]
     calibration = test.get("calibration", {})
     brier = calibration.get("brier_interval") or {}
-    files = card.get("files", {})
-    saved = files.get("saved_model", {})
-    hashes = [["model.keras", files.get("model.keras", {}).get("sha256", "")]]
-    hashes.append(["saved_model/ (all files)", saved.get("sha256", "")])
-    robustness = card.get("robustness") or {}
-    threshold = card.get("threshold", {})
-    serving = card.get("serving", {})
-    data = card.get("training_data", {})
-    parts = [
-        '<h2 id="model-card">Model card</h2>',
-        '<p class="note">As exported in <code>model/model_card.json</code> '
-        f"({esc(card.get('name'))}).</p>",
-        f"<p><b>Intended use.</b> {esc(card.get('intended_use', ''))}</p>",
-        "<p><b>Out of scope.</b></p><ul>"
-        + "".join(f"<li>{esc(item)}</li>" for item in card.get("out_of_scope", []))
-        + "</ul>",
-        f"<p><b>Training data.</b> {esc(data.get('provenance', ''))}. Split "
-        f"{esc(data.get('files', {}).get('split', ''))}; fingerprint "
-        f"<code>{esc(str(data.get('fingerprint', ''))[:16])}</code>.</p>",
+    return [
         f"<p><b>Test split.</b> {test.get('images')} images, {test.get('positives')} positive "
         f"(prevalence {fmt(test.get('prevalence'))}); threshold {fmt(threshold.get('value'))} "
         f"({esc(threshold.get('chosen_by', ''))}).</p>",
@@ -75,33 +82,49 @@ def section_card(report: dict[str, Any]) -> str:
         f"{fmt(calibration.get('brier'))} "
         f"[{fmt(brier.get('low'))} – {fmt(brier.get('high'))}].</p>",
     ]
-    if robustness:
-        parts.append(
-            f"<p><b>Robustness.</b> Under the shift suite: mean rw_auc "
-            f"{fmt(robustness.get('mean_rw_auc'))}, worst {fmt(robustness.get('worst_rw_auc'))} "
-            f"({esc(robustness.get('worst', ''))}).</p>"
-        )
-    site = card.get("site_check") or {}
-    if site:
-        at = site.get("at_validation_threshold", {})
-        own = site.get("site_threshold", {})
-        role = (
-            "<b>site-selected</b>: it ranked the candidates, so these are optimistic"
-            if site.get("used_for_choices")
-            else "chose nothing"
-        )
-        parts.append(
-            f"<p><b>Test-site check.</b> {site.get('images')} images from "
-            f"{esc(site.get('folder', ''))} ({role}): AUC "
-            f"{fmt(at.get('auc', {}).get('value'))}, at this threshold sensitivity "
-            f"{fmt(at.get('sensitivity', {}).get('value'))} and specificity "
-            f"{fmt(at.get('specificity', {}).get('value'))}; specificity "
-            f"{fmt(own.get('specificity'))} with the site's own threshold.</p>"
-        )
-    parts += [
-        "<p><b>Known limitations.</b></p><ul>"
-        + "".join(f"<li>{esc(item)}</li>" for item in card.get("limitations", []))
-        + "</ul>",
+
+
+def _card_robustness(robustness: dict[str, Any]) -> str:
+    if not robustness:
+        return ""
+    return (
+        f"<p><b>Robustness.</b> Under the shift suite: mean rw_auc "
+        f"{fmt(robustness.get('mean_rw_auc'))}, worst {fmt(robustness.get('worst_rw_auc'))} "
+        f"({esc(robustness.get('worst', ''))}).</p>"
+    )
+
+
+def _card_site(site: dict[str, Any]) -> str:
+    if not site:
+        return ""
+    at = site.get("at_validation_threshold", {})
+    own = site.get("site_threshold", {})
+    role = (
+        "<b>site-selected</b>: it ranked the candidates, so these are optimistic"
+        if site.get("used_for_choices")
+        else "chose nothing"
+    )
+    return (
+        f"<p><b>Test-site check.</b> {site.get('images')} images from "
+        f"{esc(site.get('folder', ''))} ({role}): AUC "
+        f"{fmt(at.get('auc', {}).get('value'))}, at this threshold sensitivity "
+        f"{fmt(at.get('sensitivity', {}).get('value'))} and specificity "
+        f"{fmt(at.get('specificity', {}).get('value'))}; specificity "
+        f"{fmt(own.get('specificity'))} with the site's own threshold.</p>"
+    )
+
+
+def _card_serving(card: dict[str, Any]) -> list[str]:
+    """Input, preprocessing, serving examples and the files' hashes."""
+    serving = card.get("serving", {})
+    files = card.get("files", {})
+    hashes = [
+        ["model.keras", files.get("model.keras", {}).get("sha256", "")],
+        ["saved_model/ (all files)", files.get("saved_model", {}).get("sha256", "")],
+    ]
+    if "pixel_scope.npz" in files:
+        hashes.append(["pixel_scope.npz", files["pixel_scope.npz"].get("sha256", "")])
+    return [
         "<p><b>Input and preprocessing.</b> "
         f"{esc(card.get('input', {}).get('preprocessing', ''))} "
         f"Normalization: {esc(card.get('normalization', ''))}.</p>",
@@ -110,4 +133,3 @@ def section_card(report: dict[str, Any]) -> str:
         f"<pre>{esc(serving.get('tf_serving', ''))}\n{esc(serving.get('curl', ''))}</pre>",
         table(["artifact", "sha256"], hashes),
     ]
-    return "\n".join(parts)

@@ -59,46 +59,13 @@ def make_figures(report: dict[str, Any]) -> dict[str, bytes]:
 
 
 def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
+    """The test split at the operating threshold: metrics, per class, thresholds, figures,
+    calibration and subgroups."""
     test = report["test"]
-    rows = []
-    for name, metric in test["metrics"].items():
-        extra = metric.get("count", "")
-        rows.append([name, metric["value"], interval(metric), metric["method"], extra])
-    per_class = [
-        [
-            name,
-            info["precision"]["value"],
-            interval(info["precision"]),
-            info["recall"]["value"],
-            interval(info["recall"]),
-            info["f1"],
-            info["support"],
-        ]
-        for name, info in test["per_class"].items()
-    ]
     thresholds = report["thresholds"]
-    threshold_rows = []
-    for name, val in thresholds["validation"].items():
-        tst = thresholds["test"][name]
-        threshold_rows.append(
-            [
-                name + (" (chosen)" if name == thresholds["chosen"] else ""),
-                val["threshold"],
-                val["sensitivity"],
-                val["specificity"],
-                tst["sensitivity"],
-                tst["specificity"],
-            ]
-        )
-    subgroups = [
-        [
-            name,
-            info["images"],
-            info["sensitivity"]["value"],
-            interval(info["sensitivity"]),
-            info["auc_vs_negatives"],
-        ]
-        for name, info in test["subgroups"].items()
+    rows = [
+        [name, metric["value"], interval(metric), metric["method"], metric.get("count", "")]
+        for name, metric in test["metrics"].items()
     ]
     parts = [
         "<h2>Test split</h2>",
@@ -107,22 +74,9 @@ def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
         f"here. {test['n']} images.</p>",
         table(["metric", "value", "95% interval", "method", "count"], rows),
         "<h3>Per class</h3>",
-        table(
-            ["class", "precision", "95% interval", "recall", "95% interval", "F1", "support"],
-            per_class,
-        ),
+        _per_class_table(test),
         "<h3>Thresholds (chosen on validation)</h3>",
-        table(
-            [
-                "threshold",
-                "value",
-                "val sensitivity",
-                "val specificity",
-                "test sensitivity",
-                "test specificity",
-            ],
-            threshold_rows,
-        ),
+        _threshold_table(thresholds),
         '<div class="figures">',
         img(figures["confusion"], "confusion matrix", "Confusion matrix (test)"),
         img(figures["roc"], "ROC curve", "ROC curve with the operating point"),
@@ -134,16 +88,51 @@ def _section_test(report: dict[str, Any], figures: dict[str, bytes]) -> str:
         ),
         "</div>",
         calibration_note(test["calibration"]),
+        _subgroups_part(test),
     ]
-    if subgroups:
-        parts += [
-            "<h3>Subgroups (from file names)</h3>",
-            table(
-                ["subgroup", "images", "sensitivity", "95% interval", "AUC vs all negatives"],
-                subgroups,
-            ),
-        ]
-    return "\n".join(parts)
+    return "\n".join(part for part in parts if part)
+
+
+def _per_class_table(test: dict[str, Any]) -> str:
+    rows = [
+        [name, info["precision"]["value"], interval(info["precision"]),
+         info["recall"]["value"], interval(info["recall"]), info["f1"], info["support"]]
+        for name, info in test["per_class"].items()
+    ]  # fmt: skip
+    headers = ["class", "precision", "95% interval", "recall", "95% interval", "F1", "support"]
+    return table(headers, rows)
+
+
+def _threshold_table(thresholds: dict[str, Any]) -> str:
+    rows = []
+    for name, val in thresholds["validation"].items():
+        tst = thresholds["test"][name]
+        label = name + (" (chosen)" if name == thresholds["chosen"] else "")
+        rows.append(
+            [label, val["threshold"], val["sensitivity"], val["specificity"],
+             tst["sensitivity"], tst["specificity"]]
+        )  # fmt: skip
+    headers = [
+        "threshold",
+        "value",
+        "val sensitivity",
+        "val specificity",
+        "test sensitivity",
+        "test specificity",
+    ]
+    return table(headers, rows)
+
+
+def _subgroups_part(test: dict[str, Any]) -> str:
+    rows = [
+        [name, info["images"], info["sensitivity"]["value"], interval(info["sensitivity"]),
+         info["auc_vs_negatives"]]
+        for name, info in test["subgroups"].items()
+    ]  # fmt: skip
+    if not rows:
+        return ""
+    headers = ["subgroup", "images", "sensitivity", "95% interval", "AUC vs all negatives"]
+    return "<h3>Subgroups (from file names)</h3>\n" + table(headers, rows)
 
 
 def _section_ensemble(report: dict[str, Any]) -> str:

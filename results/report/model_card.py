@@ -118,67 +118,98 @@ def model_card(
     from pneumo_core.environment import package_versions
 
     data, config = run.data, run.config
-    test = report["test"]
-    metrics = test["metrics"]
-    sens, spec = metrics["sensitivity"]["value"], metrics["specificity"]["value"]
-    positives = int(sum(1 for i in data.splits["test"] if data.labels[i] == 1))
     card: dict[str, Any] = {
         "name": f"{name}-{run.trial_id}-seed{run.seed}",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "intended_use": INTENDED_USE,
         "out_of_scope": list(OUT_OF_SCOPE),
-        "training_data": {
-            "provenance": DATASET_PROVENANCE,
-            "files": {
-                "root": data.summary.get("root"),
-                "splits": data.summary.get("splits"),
-                "skipped_unreadable": data.summary.get("problems", {}).get("skipped_count", 0),
-                "split": "patient-grouped (no patient in two splits)",
-            },
-            "fingerprint": data.fingerprint,
-        },
+        "training_data": _training_data(data),
         "class_names": list(data.class_names),
         "positive_class": data.class_names[1],
         "output": "sigmoid probability of the positive class, shape (N, 1)",
-        "input": {
-            "size": data.config.image_size,
-            "channels": data.input_shape[-1],
-            "color_mode": data.config.color_mode,
-            "aspect": data.config.aspect,
-            "dtype": "float32",
-            "value_range": [0, 255],
-            "preprocessing": PREPROCESSING,
-        },
+        "input": _input(data),
         "normalization": _normalization(config),
         "threshold": {
             "value": thresholds["operating"],
             "chosen_by": f"highest validation threshold with sensitivity >= {target:g}",
             "alternatives": {k: v for k, v in thresholds.items() if k != "operating"},
         },
-        "test_metrics": {k: v["value"] for k, v in metrics.items()},
-        "test": {
-            "images": test["n"],
-            "positives": positives,
-            "prevalence": positives / test["n"] if test["n"] else None,
-            "metrics_with_95_intervals": {k: _interval(v) for k, v in metrics.items()},
-            "ppv_npv_by_prevalence": [ppv_npv(sens, spec, p) for p in PREVALENCES],
-            "ppv_npv_note": (
-                "PPV and NPV above are the test split's, at its prevalence; this table gives "
-                "them at other prevalences from the test sensitivity and specificity"
-            ),
-            "subgroups": test.get("subgroups", {}),
-            "calibration": {
-                k: test.get("calibration", {}).get(k) for k in ("ece", "brier", "brier_interval")
-            },
-        },
+        "test_metrics": {k: v["value"] for k, v in report["test"]["metrics"].items()},
+        "test": _test_block(report["test"], data),
         "limitations": list(LIMITATIONS),
         "config": to_dict(config),
         "data_fingerprint": data.fingerprint,
         "versions": package_versions(),
     }
+    card.update(_checks(report))
+    members = members or [run]
+    tta = bool(tta_views)
+    if len(members) > 1 or tta:
+        card["name"] = f"{name}-ensemble{len(members)}" + ("-tta" if tta else "")
+        card["ensemble"] = {
+            "combination": "mean of the members' probabilities over the views (one Keras model)",
+            "members": [{"trial_id": m.trial_id, "seed": m.seed} for m in members],
+            "tta_views": [list(v) for v in tta_views] if tta else [[0.0, 0.0]],
+        }
+    return card
+
+
+def _training_data(data: Any) -> dict[str, Any]:
+    """Where the training images came from and which files were used."""
+    return {
+        "provenance": DATASET_PROVENANCE,
+        "files": {
+            "root": data.summary.get("root"),
+            "splits": data.summary.get("splits"),
+            "skipped_unreadable": data.summary.get("problems", {}).get("skipped_count", 0),
+            "split": "patient-grouped (no patient in two splits)",
+        },
+        "fingerprint": data.fingerprint,
+    }
+
+
+def _input(data: Any) -> dict[str, Any]:
+    """What the model takes: size, channels, colour mode, aspect and the preprocessing."""
+    return {
+        "size": data.config.image_size,
+        "channels": data.input_shape[-1],
+        "color_mode": data.config.color_mode,
+        "aspect": data.config.aspect,
+        "dtype": "float32",
+        "value_range": [0, 255],
+        "preprocessing": PREPROCESSING,
+    }
+
+
+def _test_block(test: dict[str, Any], data: Any) -> dict[str, Any]:
+    """The test split's results with intervals, prevalence, PPV/NPV, subgroups, calibration."""
+    metrics = test["metrics"]
+    sens, spec = metrics["sensitivity"]["value"], metrics["specificity"]["value"]
+    positives = int(sum(1 for i in data.splits["test"] if data.labels[i] == 1))
+    return {
+        "images": test["n"],
+        "positives": positives,
+        "prevalence": positives / test["n"] if test["n"] else None,
+        "metrics_with_95_intervals": {k: _interval(v) for k, v in metrics.items()},
+        "ppv_npv_by_prevalence": [ppv_npv(sens, spec, p) for p in PREVALENCES],
+        "ppv_npv_note": (
+            "PPV and NPV above are the test split's, at its prevalence; this table gives "
+            "them at other prevalences from the test sensitivity and specificity"
+        ),
+        "subgroups": test.get("subgroups", {}),
+        "calibration": {
+            k: test.get("calibration", {}).get(k) for k in ("ece", "brier", "brier_interval")
+        },
+    }
+
+
+def _checks(report: dict[str, Any]) -> dict[str, Any]:
+    """The card's blocks for the checks that ran: site, pixel scope, selection, external
+    set and robustness suite."""
+    out: dict[str, Any] = {}
     if "site" in report:
         site = report["site"]
-        card["site_check"] = {
+        out["site_check"] = {
             "folder": site["folder"],
             "images": site["images"],
             "prevalence": site["prevalence"],
@@ -191,31 +222,22 @@ def model_card(
             "used_for_choices": site.get("used_for_choices", False),
         }
     if "pixel_scope" in report:
-        card["pixel_scope"] = {
+        out["pixel_scope"] = {
             **report["pixel_scope"],
             "file": "pixel_scope.npz",
             "used_by": "predict: in_scope/scope_reason columns; --strict gives no probability",
         }
     selection = report.get("selection") or {}
-    card["selection"] = {
+    out["selection"] = {
         "rule": selection.get("rule", "objective"),
         "site_selected": bool(selection.get("site_selected")),
     }
     if "external" in report:
         external = report["external"]
-        card["external_check"] = {
+        out["external_check"] = {
             "images": external.get("n"),
             "metrics": {k: _interval(v) for k, v in external.get("metrics", {}).items()},
         }
     if report.get("robustness"):
-        card["robustness"] = report["robustness"].get("summary", {})
-    members = members or [run]
-    tta = bool(tta_views)
-    if len(members) > 1 or tta:
-        card["name"] = f"{name}-ensemble{len(members)}" + ("-tta" if tta else "")
-        card["ensemble"] = {
-            "combination": "mean of the members' probabilities over the views (one Keras model)",
-            "members": [{"trial_id": m.trial_id, "seed": m.seed} for m in members],
-            "tta_views": [list(v) for v in tta_views] if tta else [[0.0, 0.0]],
-        }
-    return card
+        out["robustness"] = report["robustness"].get("summary", {})
+    return out

@@ -230,6 +230,27 @@ def print_tables(table: dict[str, dict], paired: dict[str, dict]) -> None:
         print(line)
 
 
+#: Carved proxies and site scores whose rank agreement over the runs is reported.
+PROXIES = ("test_auc", "test_specificity")
+SITE_SCORES = ("site_auc", "site_spec_at_95", "site_specificity")
+
+
+def proxy_site_correlations(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Spearman's rho between each carved proxy and each site score over every run (lever
+    x seed): does ranking runs on carved test rank them as the site would?"""
+    from scipy.stats import spearmanr
+
+    out: dict[str, dict[str, Any]] = {}
+    for proxy in PROXIES:
+        for score in SITE_SCORES:
+            pairs = [(r[proxy], r[score]) for r in rows if r.get(proxy) is not None]
+            if len(pairs) < 4:
+                continue
+            rho, p_value = spearmanr(*zip(*pairs))
+            out[f"{proxy} ~ {score}"] = {"rho": float(rho), "p": float(p_value), "n": len(pairs)}
+    return out
+
+
 def medians(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Median of each column over the rows."""
     out: dict[str, Any] = {"seeds": len(rows)}
@@ -306,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{board}: site {args.site}, seeds {args.seeds}, medians over seeds")
     print_tables(table, paired)
     print_calibration(gain)
+    correlations = proxy_site_correlations(rows)
+    print("\ncarved proxy vs site over the runs (Spearman)")
+    for name, c in correlations.items():
+        print(f"  {name:<40} rho {c['rho']:+.2f} (p {c['p']:.2f}, {c['n']} runs)")
     result = {
         "args": vars(args),
         "seconds": round(time.perf_counter() - start, 1),
@@ -313,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "medians": table,
         "seed_mean": paired,
         "site_calibration": gain,
+        "proxy_site_spearman": correlations,
         "rows": rows,
     }
     target.write_text(json.dumps(result, indent=1, default=str))

@@ -34,6 +34,7 @@ FINAL_FLAGS = (
     "site",
     "select_on_site",
     "shortcut_audit",
+    "crop_scale",
 )
 
 __all__ = ["main"]
@@ -379,6 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="a labelled folder from another site (NORMAL/, PNEUMONIA/): the exported model "
         "is scored there in its own report section, after every choice is made (it chooses "
         "nothing)",
+    )
+    final.add_argument(
+        "--crop-scale",
+        type=float,
+        metavar="S",
+        help="retrain the finalists with random resized crops down to area S (0.05-1; the "
+        "lever bench/site_levers.py measures on the test-site sample; default: the search's "
+        "augmentation)",
     )
     final.add_argument(
         "--select-on-site",

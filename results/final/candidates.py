@@ -117,6 +117,25 @@ def _too_slow(row: dict[str, str], max_epoch_s: float) -> bool:
     return is_finite(median) and float(median) > max_epoch_s
 
 
+def retrain_config(record: SearchRecord, params: dict[str, Any], seed: int, options):
+    """A leaderboard configuration as the final stage retrains it: the options' epochs,
+    resolution and crop scale replace the search's where given."""
+    config = record.trial_config(params, seed=seed)
+    if options.epochs:
+        config = dataclasses.replace(
+            config, training=dataclasses.replace(config.training, epochs=options.epochs)
+        )
+    if options.image_size:
+        config = dataclasses.replace(
+            config, data=dataclasses.replace(config.data, image_size=options.image_size)
+        )
+    if options.crop_scale is not None:
+        config = dataclasses.replace(
+            config, augment=dataclasses.replace(config.augment, crop_scale=options.crop_scale)
+        )
+    return config
+
+
 def retrain(
     record: SearchRecord,
     rows: list[dict[str, str]],
@@ -148,13 +167,7 @@ def retrain(
         params = row_params(row)
         for i in range(options.seeds):
             seed = record.seed + i
-            config = record.trial_config(params, seed=seed)
-            if options.epochs:
-                training = dataclasses.replace(config.training, epochs=options.epochs)
-                config = dataclasses.replace(config, training=training)
-            if options.image_size:
-                data_config = dataclasses.replace(config.data, image_size=options.image_size)
-                config = dataclasses.replace(config, data=data_config)
+            config = retrain_config(record, params, seed, options)
             if config.data not in prepared:
                 prepared[config.data] = prepare_data(config.data)
             data = prepared[config.data]

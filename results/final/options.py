@@ -64,6 +64,10 @@ class FinalOptions:
             instead of by ``select``; the report and card then call the model
             **site-selected** and the site's figures optimistic. The threshold stays
             validation's. Never the default.
+        crop_scale: Retrain the finalists with random resized crops down to this share of
+            the image area (``augment.crop_scale``; the search's trials keep theirs). None:
+            the search's augmentation unchanged. The lever ``bench/site_levers.py``
+            measures on the test-site sample.
     """
 
     top: int = 1
@@ -84,6 +88,7 @@ class FinalOptions:
     shortcut_audit: bool = True
     site: str | None = None
     select_on_site: bool = False
+    crop_scale: float | None = None
 
     def __post_init__(self) -> None:
         require(self.ensemble == 0 or self.ensemble >= 2, "ensemble", "must be 0 or >= 2")
@@ -111,6 +116,11 @@ class FinalOptions:
             not (self.select_on_site and self.greedy),
             "select_on_site",
             "cannot be combined with greedy (greedy picks members on validation)",
+        )
+        require(
+            self.crop_scale is None or 0.05 <= self.crop_scale <= 1.0,
+            "crop_scale",
+            "must be in [0.05, 1]",
         )
         require(self.n_boot >= 50, "n_boot", "must be >= 50")
         require(self.gallery >= 0, "gallery", "must be >= 0")

@@ -141,3 +141,14 @@ def test_final_takes_the_experiment_final_section_and_each_flag_replaces_its_key
     assert "--select-on-site: needs a site sample" in line, line
     args = build_parser().parse_args(["final", str(tmp_path), "--site", "S", "--select-on-site"])
     assert final_options(tmp_path, final_flags(args)).select_on_site
+    # the finalists' crop scale: a flag and a key, applied to the retrained configuration
+    from results.final.candidates import retrain_config
+    from search.config import load_experiment
+
+    args = build_parser().parse_args(["final", str(tmp_path), "--crop-scale", "0.25"])
+    options = final_options(tmp_path, final_flags(args))
+    record = load_experiment(tmp_path / "experiment.yaml").record()
+    assert retrain_config(record, {}, 0, options).augment.crop_scale == 0.25
+    assert retrain_config(record, {}, 0, final_options(tmp_path)).augment.crop_scale == 1.0
+    line = one_line_error(cli("final", str(tmp_path), "--crop-scale", "0.01"))
+    assert "--crop-scale: must be in [0.05, 1]" in line, line

@@ -307,11 +307,29 @@ def _section_model(report: dict[str, Any], figures: dict[str, bytes]) -> str:
                 runs,
             ),
             f"<p>{final['param_count']:,} parameters. Kept: the retraining best on validation.</p>",
+            _retrain_levers(final.get("options", {})),
             '<div class="figures">',
             img(figures["training"], "training curves", "Training curves of the final model"),
             "</div>",
         ]
     )
+
+
+def _retrain_levers(options: dict[str, Any]) -> str:
+    """What the retraining changed from the search's trials (resolution, crops, epochs)."""
+    changes = []
+    if options.get("image_size"):
+        changes.append(f"at {options['image_size']} px")
+    if options.get("crop_scale") is not None:
+        changes.append(
+            f"with random resized crops down to {options['crop_scale']:g} of the area (the "
+            "lever that raised the test-site sample's AUC in bench/site_levers.py)"
+        )
+    if options.get("epochs"):
+        changes.append(f"for {options['epochs']} epochs")
+    if not changes:
+        return ""
+    return f"<p>Retrained {', '.join(changes)}.</p>"
 
 
 def _section_search(report: dict[str, Any], figures: dict[str, bytes]) -> str:

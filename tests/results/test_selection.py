@@ -316,3 +316,11 @@ def test_a_site_selected_card_calls_the_site_figures_optimistic():
     assert "site-selected" in section_card({"model_card": {"site_check": site}})
     measured = section_card({"model_card": {"site_check": {**site, "used_for_choices": False}}})
     assert "chose nothing" in measured and "site-selected" not in measured
+
+
+def test_the_report_says_what_the_retraining_changed():
+    from results.report.html import _retrain_levers
+
+    line = _retrain_levers({"image_size": 160, "crop_scale": 0.25, "epochs": None})
+    assert "at 160 px" in line and "crops down to 0.25" in line
+    assert _retrain_levers({"image_size": None, "crop_scale": None}) == ""

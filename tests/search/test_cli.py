@@ -100,6 +100,7 @@ def test_shipped_experiments_are_valid(monkeypatch):
         )  # the shared MobileNet weights are found
     recipe = prepare_experiment(REPO / "search" / "kermany.yaml", samples=1)[0].final
     assert (recipe.ensemble, recipe.target_sensitivity, recipe.image_size) == (3, 0.95, 160)
+    assert recipe.crop_scale == 0.25  # the site lever (bench/site_levers.py)
 
 
 def test_final_takes_the_experiment_final_section_and_each_flag_replaces_its_key(

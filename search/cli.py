@@ -145,7 +145,11 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from results.board.view import render_leaderboard
 
-    print(render_leaderboard(args.run_dir, top=args.top, sort=args.sort, fmt=args.format))
+    print(
+        render_leaderboard(
+            args.run_dir, top=args.top, sort=args.sort, fmt=args.format, where=args.where
+        )
+    )
     return 0
 
 
@@ -311,6 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--top", type=int, default=10, help="rows to show (0 = all)")
     board.add_argument("--sort", help="column to sort by (default: the ranking)")
     board.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    board.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="COLUMN=VALUE",
+        help="keep the rows whose COLUMN is VALUE (repeatable: all must match), e.g. "
+        "--where status=completed --where model.name=mobilenet",
+    )
     board.set_defaults(func=_cmd_leaderboard)
     final = sub.add_parser(
         "final",

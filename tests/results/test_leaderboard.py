@@ -158,3 +158,33 @@ def test_a_new_best_epoch_carries_a_bootstrap_interval_around_its_score():
     row = scorer.history[0]
     assert row["val_auc_low"] < row["val_auc"] < row["val_auc_high"]
     assert row["val_auc_high"] - row["val_auc_low"] > 0.01  # 120 images: a real spread
+
+
+def test_where_filters_rows_before_top_and_sort(tmp_path):
+    from results.board.view import read_leaderboard, select_rows
+
+    rows = leaderboard_rows(
+        [
+            record("a", [0.8], **{"model.name": "cnn"}),
+            record("b", [0.9], **{"model.name": "mobilenet"}),
+            record("c", [0.7], **{"model.name": "cnn"}),
+            record("d", [], status="failed", **{"model.name": "cnn"}),
+        ],
+        "rw_auc",
+        "max",
+    )
+    write_csv_atomic(tmp_path / "leaderboard.csv", rows)
+    frame = read_leaderboard(tmp_path / "leaderboard.csv")
+    assert frame["trial_id"].tolist() == ["b", "a", "c", "d"]
+    assert frame["status"].iloc[3] == "failed"  # cells as written, text
+    cnn = select_rows(frame, where=["model.name=cnn", "status=completed"])
+    assert cnn["trial_id"].tolist() == ["a", "c"]
+    assert select_rows(frame, where=["model.name=cnn"], top=1)["trial_id"].tolist() == ["a"]
+    low_first = select_rows(frame, sort="rank", where=["model.name=cnn"])
+    assert low_first["trial_id"].tolist()[:2] == ["c", "a"]  # numbers descending
+    as_json = json.loads(render_leaderboard(tmp_path, top=0, fmt="json", where=["trial_id=b"]))
+    assert [r["trial_id"] for r in as_json] == ["b"] and as_json[0]["rank"] == 1
+    with pytest.raises(PneumoError, match="unknown column 'colour'"):
+        select_rows(frame, where=["colour=red"])
+    with pytest.raises(PneumoError, match="expected COLUMN=VALUE"):
+        select_rows(frame, where=["status"])

@@ -42,6 +42,15 @@ def feature_layer_name(model: keras.Model) -> str:
     return spatial[-1][0]
 
 
+def _wrapped_model(model: keras.Model) -> keras.Model | None:
+    """The one model ``model`` wraps when its own graph has no spatial feature map (the
+    site-calibrated copy: the exported model followed by a monotonic Platt layer, which
+    leaves each image's normalized map unchanged), else None."""
+    spatial = [item for item in _spatial_outputs(model) if item[1] is not model.inputs[0]]
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested[0] if not spatial and len(nested) == 1 else None
+
+
 def grad_cam(model: keras.Model, images: np.ndarray, class_index: int = 1) -> np.ndarray:
     """Grad-CAM heatmaps of ``class_index`` for a batch of images.
 
@@ -63,6 +72,9 @@ def grad_cam(model: keras.Model, images: np.ndarray, class_index: int = 1) -> np
     ]
     if members:  # an ensemble or TTA wrapper (final): the mean of its members' maps
         return np.mean([grad_cam(m, images, class_index) for m in members], axis=0)
+    inner = _wrapped_model(model)
+    if inner is not None:  # e.g. the calibrated copy: the wrapped model's own map
+        return grad_cam(inner, images, class_index)
     name = feature_layer_name(model)
     features = dict(_spatial_outputs(model))[name]
     probe = keras.Model(model.inputs, [features, model.outputs[0]])

@@ -248,7 +248,10 @@ def explain_image(
         verdict = pixel_verdict(detector, pixels)
         row.update({"in_scope": verdict.in_scope, "scope_reason": verdict.reason})
     explained = explain_class or row["label"]
-    heat = grad_cam(model, batch, class_index=classes.index(explained))[0]
+    try:
+        heat = grad_cam(model, batch, class_index=classes.index(explained))[0]
+    except ValueError as exc:  # no convolutional feature map to explain
+        raise PneumoError(f"{model_dir}: cannot explain this model: {exc}") from None
     flat = bool(float(heat.max()) - float(heat.min()) < FLAT_MAP_SPAN)
     probability = row[f"prob_{classes[-1]}"]
     title = (

@@ -49,3 +49,25 @@ def test_overlay_is_rgb_at_the_requested_size():
     assert overlay.size == (64, 64) and overlay.mode == "RGB"
     pixels = np.asarray(overlay)
     assert pixels[0, 0, 2] > pixels[0, 0, 0] and pixels[-1, -1, 0] > pixels[-1, -1, 2]
+
+
+def test_gradcam_of_a_calibrated_copy_is_the_wrapped_models_map():
+    """The site-calibrated copy (the model, then a Platt layer) explains like the model."""
+    import keras
+
+    from pneumo_core.models.layers import PlattScaling
+
+    model = create_model(
+        "cnn", model_params("cnn", {"num_blocks": 2, "filters": 4}), (32, 32, 1), 2
+    )
+    inputs = keras.Input((32, 32, 1))
+    copy = keras.Model(inputs, PlattScaling(2.0, -0.5)(model(inputs)))
+    images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 1))
+    assert np.allclose(grad_cam(copy, images), grad_cam(model, images), atol=1e-5)
+    flat_inputs = keras.Input((32, 32, 1))
+    flat_output = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(flat_inputs))
+    flat = keras.Model(flat_inputs, flat_output)
+    import pytest
+
+    with pytest.raises(ValueError, match="no spatial feature map"):
+        grad_cam(flat, images)

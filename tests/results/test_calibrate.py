@@ -159,3 +159,18 @@ def test_the_cli_writes_the_copy_and_its_report(exported, site, tmp_path):
     again = cli("calibrate", str(exported), str(site), "--out", str(out))
     assert again.returncode != 0 and "exists and is not empty" in again.stderr
     assert "Traceback" not in again.stderr
+
+
+def test_explain_on_the_calibrated_copy_gives_its_probability_and_a_map(
+    exported, site, tmp_path
+):
+    from results.serving.calibrate import calibrate_export
+    from results.serving.predict import explain_image, predict_files
+
+    copy = tmp_path / "copy"
+    calibrate_export(exported, site, out=copy, n_boot=50, log=lambda _: None)
+    image = sorted((site / "PNEUMONIA").iterdir())[0]
+    row = explain_image(copy, image, tmp_path / "map.png")
+    (predicted,) = predict_files(copy, [image])
+    assert abs(row["prob_PNEUMONIA"] - predicted["prob_PNEUMONIA"]) <= 1e-6
+    assert (tmp_path / "map.png").stat().st_size > 1000

@@ -161,9 +161,7 @@ def test_the_cli_writes_the_copy_and_its_report(exported, site, tmp_path):
     assert "Traceback" not in again.stderr
 
 
-def test_explain_on_the_calibrated_copy_gives_its_probability_and_a_map(
-    exported, site, tmp_path
-):
+def test_explain_on_the_calibrated_copy_gives_its_probability_and_a_map(exported, site, tmp_path):
     from results.serving.calibrate import calibrate_export
     from results.serving.predict import explain_image, predict_files
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from pneumo_errors import PneumoError
+from results.board.format import format_value
 from results.board.leaderboard import LEADERBOARD_FILE, typed_row
 
 __all__ = ["read_leaderboard", "render_leaderboard", "select_rows"]
@@ -111,9 +112,6 @@ def _short(column: str, value: str) -> str:
     if column not in FLOAT_COLUMNS:
         return value
     try:
-        number = float(value)
+        return format_value(float(value))
     except ValueError:
         return value
-    if value.isdigit():
-        return value
-    return f"{number:.4f}"

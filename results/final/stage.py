@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pneumo_contracts.run_folder import FINAL_DIR, LEADERBOARD_FILE
+from results.board.format import format_interval, format_value
 from results.board.leaderboard import read_csv_rows
 from results.final.assemble import (
     PREDICTION_FILES,
@@ -98,15 +99,12 @@ class FinalOutcome:
         report = self.report
         test = report["test"]["metrics"]
 
-        def show(name: str) -> str:
-            metric = test[name]
-            return f"{name} {metric['value']:.4f} [{metric['low']:.4f}, {metric['high']:.4f}]"
-
         lines = [
-            f"test ({report['test']['n']} images, threshold {report['test']['threshold']:.4f}):"
+            f"test ({report['test']['n']} images, threshold "
+            f"{format_value(report['test']['threshold'])}):"
         ]
         for name in ("auc", "rw_auc", "sensitivity", "specificity", "ppv", "npv", "accuracy"):
-            lines.append(f"  {show(name)}")
+            lines.append(f"  {name} {format_interval(test[name])}")
         for row in (report.get("ensemble") or {}).get("comparison", []):
             lines.append(
                 f"  {row['model']:<16} test auc {row['test_auc']:.4f} "
@@ -117,7 +115,7 @@ class FinalOutcome:
             external = report["external"]["metrics"]
             lines.append(f"external ({report['external']['n']} images, same threshold):")
             for name in ("auc", "rw_auc", "sensitivity", "specificity"):
-                lines.append(f"  {name} {external[name]['value']:.4f}")
+                lines.append(f"  {name} {format_value(external[name]['value'])}")
         if "robustness" in report:
             summary = report["robustness"]["summary"]
             lines.append(

@@ -7,6 +7,8 @@ import html
 import math
 from typing import Any
 
+from results.board.format import format_value
+
 __all__ = ["CSS", "esc", "fmt", "img", "interval", "table"]
 
 CSS = """
@@ -41,20 +43,8 @@ def esc(value: Any) -> str:
 
 
 def fmt(value: Any, digits: int = 4) -> str:
-    """A value as the report prints it: ``—`` for missing, metrics to ``digits`` decimals."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "—"
-        if abs(value) >= 10_000:
-            return f"{value:,.0f}"
-        if abs(value) > 1:  # seconds, epochs, counts: no trailing zeros ("3.9", not "3.9000")
-            return f"{value:.4g}"
-        return f"{value:.{digits}f}"  # metrics and probabilities: a fixed 4 decimals
-    return str(value)
+    """A value as the report prints it (:func:`results.board.format.format_value`)."""
+    return format_value(value, digits)
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -107,12 +108,35 @@ def searched_run(mini_root, tmp_path_factory) -> Path:
     from search.runner import run_experiment
     from tests.search.conftest import experiment_dict
 
-    out = tmp_path_factory.mktemp("final-runs") / "small"
-    raw = experiment_dict(mini_root, out, num_samples=3)
-    raw["space"] = SMALL_SPACE
-    raw["training"]["epochs"] = 2
-    try:
-        run_experiment(from_dict(ExperimentConfig, raw))
-    finally:
-        ray.shutdown()
-    return out
+    def search(out: Path) -> None:
+        raw = experiment_dict(mini_root, out, num_samples=3)
+        raw["space"] = SMALL_SPACE
+        raw["training"]["epochs"] = 2
+        try:
+            run_experiment(from_dict(ExperimentConfig, raw))
+        finally:
+            ray.shutdown()
+
+    return built_once(tmp_path_factory, "small", search)
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` run once for every pytest-xdist worker of this test run (under a
+    file lock; the others wait, then share the folder), or once per session without xdist.
+
+    Only for folders the tests read or copy, never change.
+    """
+    from results.board.leaderboard import locked
+
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent / f"built-once-{run_id}" if run_id else base / "built-once"
+    root.mkdir(parents=True, exist_ok=True)
+    folder, done = root / name, root / f"{name}.done"
+    with locked(root / name):
+        if not done.exists():
+            if folder.exists():
+                shutil.rmtree(folder)  # a worker's build that failed half way
+            build(folder)
+            done.touch()
+    return folder

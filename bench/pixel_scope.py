@@ -46,7 +46,7 @@ def one_seed(args, seed: int, in_scope: dict[str, np.ndarray]) -> dict:
     """The detector fitted on one patient split, and its rates."""
     from pneumo_core.data.config import DataConfig
     from pneumo_core.data.dataset import prepare_data
-    from results.final.scope_check import fit_and_measure
+    from results.final.scope_check import fit_and_measure, flag_rate
 
     data = prepare_data(
         DataConfig(root=str(args.data), image_size=args.image_size, split_seed=seed)
@@ -54,12 +54,7 @@ def one_seed(args, seed: int, in_scope: dict[str, np.ndarray]) -> dict:
     spec = {"size": args.image_size, "color_mode": "grayscale", "aspect": "squash"}
     detector, section = fit_and_measure(data, spec, None, seed)
     for name, images in in_scope.items():
-        flags = detector.out_of_scope(images)[1]
-        section["false_alarm"][name] = {
-            "images": len(flags),
-            "flagged": int(flags.sum()),
-            "rate": float(flags.mean()),
-        }
+        section["false_alarm"][name] = flag_rate(detector, images)
     return {"seed": seed, **section}
 
 

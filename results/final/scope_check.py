@@ -20,7 +20,7 @@ import numpy as np
 
 from results.serving.pixel_scope import PixelScope, fit_pixel_scope
 
-__all__ = ["fit_and_measure", "out_of_scope_images"]
+__all__ = ["fit_and_measure", "flag_rate", "out_of_scope_images"]
 
 #: pydicom's bundled test files used as CT and MR slices (no download needed).
 DICOM_SAMPLES = {"CT slice": ("CT_small.dcm",), "MR slice": ("MR_small.dcm", "MR_small_RLE.dcm")}
@@ -114,7 +114,7 @@ def fit_and_measure(
     test, _ = data.arrays("test")
     detector = fit_pixel_scope(train, val, seed=seed)
     kinds = out_of_scope_images(test, spec, seed)
-    detection = {kind: _rate(detector, images) for kind, images in kinds.items()}
+    detection = {kind: flag_rate(detector, images) for kind, images in kinds.items()}
     flagged = sum(d["flagged"] for d in detection.values())
     total = sum(d["images"] for d in detection.values())
     section = {
@@ -125,17 +125,16 @@ def fit_and_measure(
         ),
         "threshold": detector.threshold,
         "false_alarm_target": detector.false_alarm,
-        "false_alarm": {"test": _rate(detector, test)},
-        "detection": {
-            kind: {**d, "rate": d["flagged"] / d["images"]} for kind, d in detection.items()
-        },
+        "false_alarm": {"test": flag_rate(detector, test)},
+        "detection": detection,
         "detection_rate": flagged / total if total else None,
     }
     if site_images is not None:
-        section["false_alarm"]["site"] = _rate(detector, site_images)
+        section["false_alarm"]["site"] = flag_rate(detector, site_images)
     return detector, section
 
 
-def _rate(detector: PixelScope, images: np.ndarray) -> dict[str, Any]:
+def flag_rate(detector: PixelScope, images: np.ndarray) -> dict[str, Any]:
+    """How many of ``images`` the detector flags: ``images``, ``flagged``, ``rate``."""
     flags = detector.out_of_scope(images)[1]
     return {"images": len(flags), "flagged": int(flags.sum()), "rate": float(flags.mean())}
